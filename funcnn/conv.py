@@ -1,0 +1,363 @@
+"""Convolution (1-D and 2-D, channels-last) with hand-written backward rules.
+
+Layout: 2-D inputs ``x`` are ``(N, H, W, C_in)``, kernels ``w`` are ``(KH, KW, C_in, C_out)``,
+bias ``b`` is ``(C_out,)``; 1-D inputs are ``(N, W, C_in)`` with kernels ``(K, C_in, C_out)``.
+Like every deep-learning "convolution", the forward is a cross-correlation:
+
+    y[n, i, j, o] = b[o] + sum_{p, q, c} x_pad[n, i*sh + p*dh, j*sw + q*dw, c] * w[p, q, c, o]
+
+where ``x_pad`` is ``x`` with ``(lo, hi)`` zeros around each spatial dim, ``(sh, sw)`` the
+stride and ``(dh, dw)`` the dilation. Padding is resolved once, in ``funcnn._geometry``.
+
+The backward rule (``_conv2d_bwd``) is the textbook one, written as three explicit
+convolutions/reductions of the error map ``g = dL/dy``:
+
+- input gradient: the *full* convolution of ``g`` (dilated by the stride) with the
+  spatially flipped kernel whose in/out channels are swapped;
+- kernel gradient: the correlation of the (padded) input with ``g`` (dilated by the stride);
+- bias gradient: ``g`` summed over batch and space.
+
+1-D convolution reuses the 2-D code by adding a unit spatial dim (height 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from funcnn._checks import as_tuple, check_float, check_same_dtype, shape_of
+from funcnn._geometry import Padding, output_sizes, resolve_padding
+
+__all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
+
+# Dimension numbers of the forward: input NHWC, kernel HWIO, output NHWC.
+_FWD_DIMS = ("NHWC", "HWIO", "NHWC")
+
+_LAYOUTS = {1: ("(N, W, C_in)", "(K, C_in, C_out)"), 2: ("(N, H, W, C_in)", "(KH, KW, C_in, C_out)")}
+
+
+# --------------------------------------------------------------------------------------
+# Geometry and validation (shared with funcnn.reference.conv)
+# --------------------------------------------------------------------------------------
+
+
+def _check_shape(fn: str, name: str, shape: Any) -> tuple[int, ...]:
+    """A shape given as a sequence of non-negative ints, as a tuple."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"{fn}: {name} must be a tuple of ints, got {shape!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape) or any(v < 0 for v in shape):
+        raise ValueError(f"{fn}: {name} must be a tuple of non-negative ints, got {tuple(shape)!r}")
+    return tuple(shape)
+
+
+def _conv_geometry(
+    fn: str,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    nd: int,
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...], tuple[int, ...]]:
+    """Validate an ``nd``-D conv's shapes and settings.
+
+    Returns ``(strides, pads, dilations, out_sizes)``, each with one entry per spatial dim.
+    Raises ValueError/TypeError naming ``fn``, the argument and the shapes that arrived.
+    """
+    x_layout, w_layout = _LAYOUTS[nd]
+    if len(x_shape) != nd + 2:
+        raise ValueError(
+            f"{fn}: x must have rank {nd + 2} {x_layout}, got rank {len(x_shape)} (x.shape={x_shape})"
+        )
+    if len(w_shape) != nd + 2:
+        raise ValueError(
+            f"{fn}: w must have rank {nd + 2} {w_layout}, got rank {len(w_shape)} (w.shape={w_shape})"
+        )
+    if x_shape[-1] != w_shape[-2]:
+        raise ValueError(
+            f"{fn}: x has {x_shape[-1]} channels but w expects {w_shape[-2]} "
+            f"(x.shape={x_shape}, w.shape={w_shape})"
+        )
+    window = tuple(w_shape[:nd])
+    if any(k < 1 for k in window):
+        raise ValueError(f"{fn}: w's spatial (kernel) sizes must be >= 1, got w.shape={w_shape}")
+    strides = as_tuple(fn, "stride", stride, nd, minimum=1)
+    dilations = as_tuple(fn, "dilation", dilation, nd, minimum=1)
+    in_sizes = tuple(x_shape[1:-1])
+    pads = resolve_padding(fn, padding, in_sizes, window, strides, dilations)
+    try:
+        outs = output_sizes(fn, in_sizes, window, strides, pads, dilations, what="kernel")
+    except ValueError as e:
+        raise ValueError(f"{e} (x.shape={x_shape}, w.shape={w_shape})") from None
+    return strides, pads, dilations, outs
+
+
+def _prepare_conv(
+    fn: str, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, nd: int
+) -> tuple[jax.Array, jax.Array, Optional[jax.Array], tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Validate a conv call (types, ranks, channels, bias, geometry) before any array work.
+
+    Returns ``(x, w, b, strides, pads, dilations)`` with arrays converted to ``jax.Array``
+    and settings as tuples of ints (hashable, ready for ``nondiff_argnums``).
+    """
+    check_float(fn, "x", x)
+    check_float(fn, "w", w)
+    if b is not None:
+        check_float(fn, "b", b)
+    x_shape, w_shape = shape_of(x), shape_of(w)
+    strides, pads, dilations, _ = _conv_geometry(fn, x_shape, w_shape, stride, padding, dilation, nd)
+    if b is not None and shape_of(b) != (w_shape[-1],):
+        raise ValueError(
+            f"{fn}: b must have shape ({w_shape[-1]},) (w's C_out), got b.shape={shape_of(b)} "
+            f"(w.shape={w_shape})"
+        )
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    b = None if b is None else jnp.asarray(b)
+    check_same_dtype(fn, ("x", "w", "b"), (x, w, b))
+    return x, w, b, strides, pads, dilations
+
+
+def conv_output_size(n: int, k: int, stride: int = 1, padding: Padding = "VALID", dilation: int = 1) -> int:
+    """Output length of one spatial dim of a convolution.
+
+    Args:
+        n: input length (>= 1).
+        k: kernel length (>= 1).
+        stride: step between windows (>= 1).
+        padding: ``"VALID"``, ``"SAME"``, an int (both sides) or one ``(lo, hi)`` pair
+            (``[(lo, hi)]`` is accepted too).
+        dilation: spacing between kernel taps (>= 1).
+
+    Returns:
+        ``floor((n + lo + hi - k_eff) / stride) + 1`` with ``k_eff = dilation * (k - 1) + 1``;
+        ``"SAME"`` gives ``ceil(n / stride)`` and ``"VALID"`` ``floor((n - k_eff) / stride) + 1``.
+
+    Raises:
+        ValueError: non-positive sizes/stride/dilation, unknown padding, or a (dilated)
+            kernel larger than the padded input.
+    """
+    fn = "conv_output_size"
+    (n_,) = as_tuple(fn, "n", n, 1, minimum=1)
+    (k_,) = as_tuple(fn, "k", k, 1, minimum=1)
+    strides = as_tuple(fn, "stride", stride, 1, minimum=1)
+    dilations = as_tuple(fn, "dilation", dilation, 1, minimum=1)
+    # A bare (lo, hi) pair is the natural way to write one dim's padding.
+    if (
+        isinstance(padding, Sequence)
+        and not isinstance(padding, str)
+        and len(padding) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in padding)
+    ):
+        padding = (tuple(padding),)
+    pads = resolve_padding(fn, padding, (n_,), (k_,), strides, dilations)
+    (out,) = output_sizes(fn, (n_,), (k_,), strides, pads, dilations, what="kernel")
+    return out
+
+
+def conv_macs(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+) -> int:
+    """Multiply-accumulate count of one forward convolution, for the whole batch.
+
+    Works for 1-D (``x_shape=(N, W, C_in)``, ``w_shape=(K, C_in, C_out)``) and 2-D
+    (``(N, H, W, C_in)``, ``(KH, KW, C_in, C_out)``); the rank of ``w_shape`` decides.
+
+    Returns:
+        ``N * prod(out spatial) * prod(kernel spatial) * C_in * C_out`` (direct convolution;
+        padding taps are counted, bias adds are not). FLOPs are ``2 *`` this.
+    """
+    fn = "conv_macs"
+    x_shape = _check_shape(fn, "x_shape", x_shape)
+    w_shape = _check_shape(fn, "w_shape", w_shape)
+    nd = len(w_shape) - 2
+    if nd not in _LAYOUTS:
+        raise ValueError(
+            f"{fn}: w_shape must have rank 3 (K, C_in, C_out) or 4 (KH, KW, C_in, C_out), "
+            f"got rank {len(w_shape)} (w_shape={w_shape})"
+        )
+    _, _, _, outs = _conv_geometry(fn, x_shape, w_shape, stride, padding, dilation, nd)
+    return x_shape[0] * math.prod(outs) * math.prod(w_shape)
+
+
+# --------------------------------------------------------------------------------------
+# The 2-D core: primal, _fwd, _bwd, defvjp
+# --------------------------------------------------------------------------------------
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _conv2d_core(x, w, b, strides, pads, dilations):
+    """conv2d on validated arrays; ``strides, pads, dilations`` are static tuples."""
+    y = lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations, dimension_numbers=_FWD_DIMS
+    )
+    return y if b is None else y + b
+
+
+def _conv2d_fwd(x, w, b, strides, pads, dilations):
+    # dx needs w, dw needs x; b is kept only to know whether a bias gradient is due.
+    return _conv2d_core(x, w, b, strides, pads, dilations), (x, w, b)
+
+
+def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
+    """dL/dx: full convolution of the stride-dilated error map with the flipped kernel.
+
+    dx[n, h, v, c] = sum_{i, j, p, q, o : i*sh + p*dh - lo_h = h, j*sw + q*dw - lo_w = v}
+                         g[n, i, j, o] * w[p, q, c, o]
+
+    Per spatial dim (size n, kernel k, stride s, dilation d, padding (lo, hi)), write
+    k_eff = d*(k-1)+1, out = (n+lo+hi-k_eff)//s + 1 and r = (n+lo+hi-k_eff) % s, the
+    rows at the high end the forward never read. Dilating g by s (s-1 zeros between
+    entries, lhs_dilation) gives length (out-1)*s+1. Correlating it with the flipped
+    kernel (taps d apart) padded by (lo', hi') puts, at output index h, the sum over
+    taps p of g_dil[h + (k-1-p)*d - lo'] w[p]; matching the forward's h = i*s + p*d - lo
+    requires lo' = k_eff - 1 - lo. The output length (out-1)*s+1 + lo' + hi' - k_eff + 1
+    must be n, which gives hi' = k_eff - 1 - hi + r: the r unread rows get zero gradient.
+    lo'/hi' are negative when the forward padding exceeds k_eff - 1; XLA then crops.
+    """
+    pads_t = []
+    for n, k, s, d, (lo, hi), out in zip(in_sizes, w.shape[:2], strides, dilations, pads, g.shape[1:3]):
+        k_eff = d * (k - 1) + 1
+        r = n + lo + hi - k_eff - (out - 1) * s
+        pads_t.append((k_eff - 1 - lo, k_eff - 1 - hi + r))
+    w_flipped = w[::-1, ::-1]  # spatial flip: correlation -> convolution
+    # Kernel spec "HWOI": axis 2 (C_in of w) is the *output* feature, axis 3 (C_out of w)
+    # the *input* feature, i.e. the in/out-swapped kernel, without materializing a transpose.
+    return lax.conv_general_dilated(
+        g,
+        w_flipped,
+        window_strides=(1, 1),
+        padding=tuple(pads_t),
+        lhs_dilation=strides,
+        rhs_dilation=dilations,
+        dimension_numbers=("NHWC", "HWOI", "NHWC"),
+    )
+
+
+def _conv2d_kernel_grad(x, g, k_sizes, strides, pads, dilations):
+    """dL/dw: correlation of the padded input with the stride-dilated error map.
+
+    dw[p, q, c, o] = sum_{n, i, j} x_pad[n, i*sh + p*dh, j*sw + q*dw, c] * g[n, i, j, o]
+
+    This is a convolution in which the *batch* is contracted: x is read as
+    (feature=N, spatial, batch=C_in) -- spec "CHWN" -- and g as a kernel
+    (in=N, spatial, out=C_out) -- spec "IHWO" -- dilated by the stride (rhs_dilation)
+    and stepped by the dilation (window_strides), so output index p reads
+    x_pad[p*d + i*s]. The result's "batch" is C_in and its feature C_out: spec "HWNC"
+    lays it out as (KH, KW, C_in, C_out). Padding per dim is (lo, hi - r): the same low
+    padding as the forward; the high side drops the r rows the forward never read, so
+    the output length (n + lo + hi - r - ((out-1)*s + 1)) // d + 1 = (k_eff - 1)//d + 1 = k.
+    """
+    pads_k = []
+    for n, k, s, d, (lo, hi), out in zip(x.shape[1:3], k_sizes, strides, dilations, pads, g.shape[1:3]):
+        k_eff = d * (k - 1) + 1
+        r = n + lo + hi - k_eff - (out - 1) * s
+        pads_k.append((lo, hi - r))
+    return lax.conv_general_dilated(
+        x,
+        g,
+        window_strides=dilations,
+        padding=tuple(pads_k),
+        rhs_dilation=strides,
+        dimension_numbers=("CHWN", "IHWO", "HWNC"),
+    )
+
+
+# Backprop through y = x (*) w + b with error map g = dL/dy:
+#   dL/dx = full_conv(dilate_s(g), flip(w)^T),  dL/dw = x_pad (*) dilate_s(g),  dL/db = sum_{n,i,j} g
+def _conv2d_bwd(strides, pads, dilations, res, g):
+    x, w, b = res
+    dx = _conv2d_input_grad(g, w, x.shape[1:3], strides, pads, dilations)
+    dw = _conv2d_kernel_grad(x, g, w.shape[:2], strides, pads, dilations)
+    db = None if b is None else jnp.sum(g, axis=(0, 1, 2)).astype(b.dtype)
+    return dx.astype(x.dtype), dw.astype(w.dtype), db
+
+
+_conv2d_core.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+# --------------------------------------------------------------------------------------
+# Public ops
+# --------------------------------------------------------------------------------------
+
+
+def conv2d(
+    x: jax.typing.ArrayLike,
+    w: jax.typing.ArrayLike,
+    b: jax.typing.ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+) -> jax.Array:
+    """2-D convolution (cross-correlation), channels-last, with a hand-written backward rule.
+
+    Args:
+        x: input, ``(N, H, W, C_in)``, floating dtype.
+        w: kernel, ``(KH, KW, C_in, C_out)``, same dtype as ``x``.
+        b: optional bias, ``(C_out,)``.
+        stride: int or ``(sh, sw)``, >= 1.
+        padding: ``"VALID"``, ``"SAME"`` (output ``ceil(n / stride)``), an int (both sides of
+            both dims) or ``((lo_h, hi_h), (lo_w, hi_w))``.
+        dilation: int or ``(dh, dw)``, >= 1; spacing between kernel taps.
+
+    Returns:
+        ``(N, H', W', C_out)`` with ``H' = conv_output_size(H, KH, sh, pad_h, dh)`` (same for W'):
+
+            y[n, i, j, o] = b[o] + sum_{p, q, c} x_pad[n, i*sh + p*dh, j*sw + q*dw, c] w[p, q, c, o]
+
+    Backward (``_conv2d_bwd``): ``dx`` is the full convolution of the stride-dilated error
+    map with the flipped, in/out-swapped kernel; ``dw`` the correlation of the padded input
+    with the stride-dilated error map; ``db`` the error summed over batch and space.
+
+    Raises:
+        TypeError: non-float arrays, mixed dtypes, malformed stride/dilation/padding.
+        ValueError: wrong rank, channel mismatch, bad bias shape, non-positive
+            stride/dilation, unknown padding, kernel larger than the padded input.
+    """
+    x, w, b, strides, pads, dilations = _prepare_conv("conv2d", x, w, b, stride, padding, dilation, 2)
+    return _conv2d_core(x, w, b, strides, pads, dilations)
+
+
+def conv1d(
+    x: jax.typing.ArrayLike,
+    w: jax.typing.ArrayLike,
+    b: jax.typing.ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+) -> jax.Array:
+    """1-D convolution (cross-correlation), channels-last, with a hand-written backward rule.
+
+    Args:
+        x: input, ``(N, W, C_in)``, floating dtype.
+        w: kernel, ``(K, C_in, C_out)``, same dtype as ``x``.
+        b: optional bias, ``(C_out,)``.
+        stride: int or ``(s,)``, >= 1.
+        padding: ``"VALID"``, ``"SAME"`` (output ``ceil(W / s)``), an int or ``[(lo, hi)]``.
+        dilation: int or ``(d,)``, >= 1.
+
+    Returns:
+        ``(N, W', C_out)`` with ``W' = conv_output_size(W, K, s, padding, d)``:
+
+            y[n, i, o] = b[o] + sum_{p, c} x_pad[n, i*s + p*d, c] w[p, c, o]
+
+    The op runs as the 2-D core on a height-1 image (x -> (N, 1, W, C_in),
+    w -> (1, K, C_in, C_out)), so it shares conv2d's forward and backward rule.
+
+    Raises:
+        TypeError / ValueError: as :func:`conv2d`.
+    """
+    x, w, b, strides, pads, dilations = _prepare_conv("conv1d", x, w, b, stride, padding, dilation, 1)
+    y = _conv2d_core(x[:, None], w[None], b, (1,) + strides, ((0, 0),) + pads, (1,) + dilations)
+    return y[:, 0]

@@ -1,0 +1,54 @@
+"""Autodiff twins of funcnn.conv: the same forwards through lax.conv_general_dilated, no custom rule.
+
+Validation (ranks, channels, bias, padding resolution) is shared with the hand-ruled
+version, so both accept and reject exactly the same inputs; ``jax.grad`` differentiates
+these forwards with XLA's generic convolution transpose rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+from jax import lax
+
+from funcnn._geometry import Padding
+from funcnn.conv import _prepare_conv, conv_macs, conv_output_size
+
+__all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
+
+
+def conv2d(
+    x: jax.typing.ArrayLike,
+    w: jax.typing.ArrayLike,
+    b: jax.typing.ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+) -> jax.Array:
+    """Autodiff twin of :func:`funcnn.conv.conv2d`: x (N, H, W, C_in), w (KH, KW, C_in, C_out) -> (N, H', W', C_out)."""
+    x, w, b, strides, pads, dilations = _prepare_conv("conv2d", x, w, b, stride, padding, dilation, 2)
+    y = lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    return y if b is None else y + b
+
+
+def conv1d(
+    x: jax.typing.ArrayLike,
+    w: jax.typing.ArrayLike,
+    b: jax.typing.ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+) -> jax.Array:
+    """Autodiff twin of :func:`funcnn.conv.conv1d`: x (N, W, C_in), w (K, C_in, C_out) -> (N, W', C_out)."""
+    x, w, b, strides, pads, dilations = _prepare_conv("conv1d", x, w, b, stride, padding, dilation, 1)
+    y = lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
+        dimension_numbers=("NWC", "WIO", "NWC"),
+    )
+    return y if b is None else y + b

@@ -1,0 +1,365 @@
+"""Tests for funcnn/conv.py: hand-written conv rules vs their autodiff twins and finite differences."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+from funcnn import conv as hand
+from funcnn.conv import conv1d, conv2d, conv_macs, conv_output_size
+from funcnn.reference import conv as ref
+
+OPS = {1: (conv1d, ref.conv1d), 2: (conv2d, ref.conv2d)}
+C_IN, C_OUT = 2, 3
+
+
+def _arrays(nd, sizes, ksizes, *, n=2, dtype=jnp.float64, seed=0, bias=True):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(n, *sizes, C_IN)), dtype)
+    w = jnp.asarray(rng.normal(size=(*ksizes, C_IN, C_OUT)), dtype)
+    b = jnp.asarray(rng.normal(size=(C_OUT,)), dtype) if bias else None
+    return x, w, b
+
+
+def _assert_matches_twin(nd, x, w, b, rtol=1e-10, atol=1e-10, **kw):
+    """Forward equals the twin; vjp cotangents (x, w, b) equal the twin's for a random cotangent."""
+    op, twin = OPS[nd]
+    args = (x, w) if b is None else (x, w, b)
+    y, vjp = jax.vjp(lambda *a: op(*a, **kw), *args)
+    y_ref, vjp_ref = jax.vjp(lambda *a: twin(*a, **kw), *args)
+    assert y.shape == y_ref.shape and y.dtype == y_ref.dtype
+    np.testing.assert_allclose(np.asarray(y, np.float64), np.asarray(y_ref, np.float64), rtol=rtol, atol=atol)
+    g = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), y.dtype)
+    for name, got, want, primal in zip("xwb", vjp(g), vjp_ref(g), args):
+        assert got.shape == primal.shape and got.dtype == primal.dtype, name
+        np.testing.assert_allclose(
+            np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=rtol, atol=atol, err_msg=name
+        )
+    return y
+
+
+# --------------------------------------------------------------------------------------
+# Parametrized geometry grid: twin agreement + finite differences (float64)
+# --------------------------------------------------------------------------------------
+
+GRID_2D = [
+    # (stride, padding, dilation)
+    (1, "VALID", 1),
+    (1, "SAME", 1),
+    (2, "SAME", 1),
+    (2, "VALID", 1),  # 7x6 input, 3x2 kernel: unread trailing rows/cols
+    ((2, 3), 1, 1),
+    (3, ((2, 0), (1, 3)), 1),
+    (1, "SAME", 2),
+    ((1, 2), "VALID", (2, 1)),
+    (2, 2, 2),
+    (3, "SAME", (1, 2)),
+    (1, 4, 1),  # padding larger than k_eff - 1: negative padding in the input-gradient conv
+]
+
+GRID_1D = [
+    (1, "VALID", 1),
+    (2, "SAME", 1),
+    (3, "VALID", 1),
+    (2, [(0, 3)], 2),
+    (1, 3, 1),
+    ((2,), 1, (2,)),
+]
+
+
+@pytest.mark.parametrize("stride,padding,dilation", GRID_2D)
+def test_conv2d_grid(stride, padding, dilation):
+    x, w, b = _arrays(2, (7, 6), (3, 2))
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    _assert_matches_twin(2, x, w, b, **kw)
+    check_grads(lambda x, w, b: conv2d(x, w, b, **kw), (x, w, b), order=1, modes=("rev",))
+
+
+@pytest.mark.parametrize("stride,padding,dilation", GRID_1D)
+def test_conv1d_grid(stride, padding, dilation):
+    x, w, b = _arrays(1, (9,), (3,))
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    _assert_matches_twin(1, x, w, b, **kw)
+    check_grads(lambda x, w, b: conv1d(x, w, b, **kw), (x, w, b), order=1, modes=("rev",))
+
+
+def test_no_bias_matches_twin():
+    for nd, sizes, ks in ((1, (6,), (2,)), (2, (5, 5), (2, 2))):
+        x, w, _ = _arrays(nd, sizes, ks, bias=False)
+        _assert_matches_twin(nd, x, w, None, stride=2, padding="SAME")
+        check_grads(lambda x, w: OPS[nd][0](x, w, stride=2, padding="SAME"), (x, w), order=1, modes=("rev",))
+
+
+def test_forward_matches_direct_sum():
+    """The forward is the cross-correlation formula in the docstring (numpy loops)."""
+    x, w, b = _arrays(2, (5, 4), (2, 3))
+    s, d, (ph, pw) = (2, 1), (1, 2), ((1, 0), (2, 1))
+    y = np.asarray(conv2d(x, w, b, stride=s, padding=(ph, pw), dilation=d))
+    xp = np.pad(np.asarray(x), ((0, 0), ph, pw, (0, 0)))
+    wn = np.asarray(w)
+    want = np.zeros(y.shape)
+    for i in range(y.shape[1]):
+        for j in range(y.shape[2]):
+            for p in range(2):
+                for q in range(3):
+                    want[:, i, j] += xp[:, i * s[0] + p * d[0], j * s[1] + q * d[1]] @ wn[p, q]
+    np.testing.assert_allclose(y, want + np.asarray(b), rtol=1e-12, atol=1e-12)
+
+
+def test_gradients_ignore_unread_rows():
+    """Rows the forward never reads ((n+pads-k_eff) % stride != 0) get exactly zero gradient."""
+    x, w, b = _arrays(1, (8,), (3,))  # VALID, stride 3: windows cover 0..2 and 3..5; 6, 7 unread
+    dx = jax.grad(lambda x: conv1d(x, w, b, stride=3).sum())(x)
+    np.testing.assert_array_equal(np.asarray(dx[:, 6:]), 0.0)
+    assert np.all(np.asarray(dx[:, :6]) != 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# Hypothesis over geometry
+# --------------------------------------------------------------------------------------
+
+
+@st.composite
+def _geometry(draw):
+    nd = draw(st.sampled_from((1, 2)))
+    sizes = tuple(draw(st.sampled_from((1, 3, 5, 7))) for _ in range(nd))
+    strides = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    dilations = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    kind = draw(st.sampled_from(("VALID", "SAME", "int", "pairs")))
+    if kind == "int":
+        padding = draw(st.integers(0, 2))
+    elif kind == "pairs":
+        padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
+    else:
+        padding = kind
+    ksizes = []
+    for i, n in enumerate(sizes):
+        # largest kernel whose dilated extent fits the padded input
+        if kind == "VALID":
+            room = n
+        elif kind == "SAME":
+            room = 10**9
+        elif kind == "int":
+            room = n + 2 * padding
+        else:
+            room = n + sum(padding[i])
+        k_max = min((room - 1) // dilations[i] + 1, n + 1)
+        k = draw(st.one_of(st.just(min(n, k_max)), st.integers(1, k_max)))  # kernel = input size often
+        ksizes.append(k)
+    return nd, sizes, tuple(ksizes), strides, padding, dilations
+
+
+@settings(max_examples=25, deadline=None)
+@given(_geometry(), st.booleans())
+def test_geometry_hypothesis(geom, as_int):
+    nd, sizes, ksizes, strides, padding, dilations = geom
+    x, w, b = _arrays(nd, sizes, ksizes)
+    stride = strides[0] if as_int else strides
+    dilation = dilations[0] if as_int else dilations
+    if as_int:
+        strides, dilations = (stride,) * nd, (dilation,) * nd
+    y = _assert_matches_twin(nd, x, w, b, stride=stride, padding=padding, dilation=dilation)
+    want = tuple(
+        conv_output_size(n, k, s, padding if not isinstance(padding, tuple) else padding[i], d)
+        for i, (n, k, s, d) in enumerate(zip(sizes, ksizes, strides, dilations))
+    )
+    assert y.shape == (2, *want, C_OUT)
+
+
+# --------------------------------------------------------------------------------------
+# Geometry helpers
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 7, 8])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_same_is_ceil(n, stride):
+    assert conv_output_size(n, 3, stride, "SAME") == math.ceil(n / stride)
+    assert conv_output_size(n, 2, stride, "SAME", dilation=2) == math.ceil(n / stride)
+
+
+def test_same_output_shape():
+    x, w, b = _arrays(2, (7, 5), (3, 3))
+    assert conv2d(x, w, b, stride=(2, 3), padding="SAME").shape == (2, 4, 2, C_OUT)
+    x1, w1, b1 = _arrays(1, (7,), (4,))
+    assert conv1d(x1, w1, b1, stride=3, padding="SAME", dilation=2).shape == (2, 3, C_OUT)
+
+
+def test_conv_output_size_values():
+    assert conv_output_size(32, 3) == 30
+    assert conv_output_size(32, 3, padding="SAME") == 32
+    assert conv_output_size(32, 5, stride=2) == 14  # floor(27/2)+1
+    assert conv_output_size(7, 3, stride=2, padding=1) == 4  # floor((7+2-3)/2)+1
+    assert conv_output_size(10, 3, dilation=2) == 6  # k_eff = 5
+    assert conv_output_size(5, 2, stride=3, padding=(1, 2)) == 3  # floor((5+3-2)/3)+1
+    assert conv_output_size(5, 2, stride=3, padding=[(1, 2)]) == 3
+    assert conv_output_size(4, 4) == 1  # kernel = input size
+
+
+def test_conv_macs_values():
+    assert conv_macs((8, 32, 32, 3), (3, 3, 3, 16), padding="SAME") == 8 * 32 * 32 * 9 * 3 * 16
+    assert conv_macs((128, 28, 28, 1), (5, 5, 1, 6)) == 128 * 24 * 24 * 25 * 6
+    assert conv_macs((4, 10, 2), (3, 2, 5), stride=2) == 4 * 4 * 3 * 2 * 5
+    assert conv_macs((2, 7, 6, 4), (3, 2, 4, 8), stride=(2, 3), padding=1, dilation=(1, 2)) == 2 * 4 * 2 * 6 * 4 * 8
+    assert conv_macs((0, 5, 5, 1), (3, 3, 1, 1)) == 0
+
+
+# --------------------------------------------------------------------------------------
+# Transformations, dtypes, edge sizes, higher order
+# --------------------------------------------------------------------------------------
+
+
+def test_jit_matches_eager():
+    x, w, b = _arrays(2, (5, 5), (3, 3))
+    kw = dict(stride=2, padding="SAME", dilation=1)
+    f = jax.jit(jax.value_and_grad(lambda x, w, b: jnp.sum(conv2d(x, w, b, **kw) ** 2), argnums=(0, 1, 2)))
+    g = jax.value_and_grad(lambda x, w, b: jnp.sum(ref.conv2d(x, w, b, **kw) ** 2), argnums=(0, 1, 2))
+    (v1, g1), (v2, g2) = f(x, w, b), g(x, w, b)
+    np.testing.assert_allclose(v1, v2, rtol=1e-10)
+    for a, c in zip(g1, g2):
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10)
+
+
+def test_vmap():
+    x, w, b = _arrays(1, (6,), (3,), n=2)
+    xs = jnp.stack([x, 2 * x, -x])  # vmapped axis over the batch of inputs
+    ws = jnp.stack([w, -w, 0.5 * w])
+    f = jax.vmap(lambda x, w: conv1d(x, w, b, stride=2, padding=1))
+    ys = f(xs, ws)
+    for i in range(3):
+        np.testing.assert_allclose(ys[i], ref.conv1d(xs[i], ws[i], b, stride=2, padding=1), rtol=1e-12)
+    grads = jax.vmap(jax.grad(lambda x, w: jnp.sum(conv1d(x, w, b, stride=2, padding=1) ** 2), (0, 1)))(xs, ws)
+    grads_ref = jax.vmap(jax.grad(lambda x, w: jnp.sum(ref.conv1d(x, w, b, stride=2, padding=1) ** 2), (0, 1)))(xs, ws)
+    for a, c in zip(grads, grads_ref):
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_matches_twin():
+    x, w, b = _arrays(2, (6, 6), (3, 3), dtype=jnp.float32)
+    _assert_matches_twin(2, x, w, b, rtol=1e-5, atol=1e-5, stride=2, padding="SAME")
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_bfloat16_runs(nd):
+    x, w, b = _arrays(nd, (5,) * nd, (3,) * nd, dtype=jnp.bfloat16)
+    op = OPS[nd][0]
+    y = op(x, w, b, padding="SAME")
+    assert y.dtype == jnp.bfloat16 and y.shape == (2, *(5,) * nd, C_OUT)
+    grads = jax.grad(lambda x, w, b: jnp.sum(op(x, w, b, padding="SAME").astype(jnp.float32)), (0, 1, 2))(x, w, b)
+    for g, p in zip(grads, (x, w, b)):
+        assert g.dtype == jnp.bfloat16 and g.shape == p.shape
+        assert np.all(np.isfinite(np.asarray(g, np.float32)))
+    # loose agreement with the float64 twin
+    x64, w64, b64 = (a.astype(jnp.float64) for a in (x, w, b))
+    np.testing.assert_allclose(
+        np.asarray(y, np.float64), ref.conv2d(x64, w64, b64, padding="SAME") if nd == 2 else
+        ref.conv1d(x64, w64, b64, padding="SAME"), rtol=0.05, atol=0.1
+    )
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_zero_size_batch(nd):
+    x, w, b = _arrays(nd, (5,) * nd, (2,) * nd, n=0)
+    op = OPS[nd][0]
+    y, vjp = jax.vjp(lambda x, w, b: op(x, w, b, stride=2), x, w, b)
+    assert y.shape == (0, *(2,) * nd, C_OUT)
+    dx, dw, db = vjp(jnp.zeros_like(y))
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, jnp.zeros_like(w))
+    np.testing.assert_array_equal(db, jnp.zeros_like(b))
+
+
+def test_second_order_matches_twin():
+    """The backward rules are convolutions, so they differentiate again (grad of grad)."""
+    x, w, b = _arrays(2, (5, 4), (2, 2))
+    kw = dict(stride=2, padding=1, dilation=(1, 2))
+
+    def grad_norm(op):
+        def f(x, w, b):
+            gx, gw = jax.grad(lambda x, w: jnp.sum(jnp.sin(op(x, w, b, **kw))), (0, 1))(x, w)
+            return jnp.sum(gx**2) + jnp.sum(gw**2)
+        return jax.grad(f, (0, 1, 2))
+
+    for a, c in zip(grad_norm(conv2d)(x, w, b), grad_norm(ref.conv2d)(x, w, b)):
+        np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-10)
+
+
+def test_reference_exports_same_names():
+    for name in hand.__all__:
+        assert hasattr(ref, name), name
+
+
+# --------------------------------------------------------------------------------------
+# Bad input: each error, with the message it carries
+# --------------------------------------------------------------------------------------
+
+
+def _f32(*shape):
+    return jnp.zeros(shape, jnp.float32)
+
+
+@pytest.mark.parametrize("module", [hand, ref], ids=["hand", "reference"])
+def test_errors(module):
+    c2, c1 = module.conv2d, module.conv1d
+    x, w = _f32(8, 32, 32, 3), _f32(3, 3, 4, 16)
+    msg = r"conv2d: x has 3 channels but w expects 4 \(x.shape=\(8, 32, 32, 3\), w.shape=\(3, 3, 4, 16\)\)"
+    with pytest.raises(ValueError, match=msg):
+        c2(x, w)
+    with pytest.raises(ValueError, match=r"conv2d: x must have rank 4 \(N, H, W, C_in\), got rank 3 \(x.shape=\(8, 32, 3\)\)"):
+        c2(_f32(8, 32, 3), _f32(3, 3, 3, 4))
+    with pytest.raises(ValueError, match=r"conv1d: w must have rank 3 \(K, C_in, C_out\), got rank 4"):
+        c1(_f32(2, 9, 3), _f32(1, 3, 3, 4))
+    with pytest.raises(ValueError, match=r"conv2d: b must have shape \(4,\) .*got b.shape=\(3,\)"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), _f32(3))
+    with pytest.raises(ValueError, match=r"conv2d: kernel of effective size 5 .*larger than the padded input 4.*x.shape=\(1, 4, 4, 3\)"):
+        c2(_f32(1, 4, 4, 3), _f32(3, 3, 3, 4), dilation=2)
+    with pytest.raises(ValueError, match=r"conv1d: kernel of effective size 6 .*larger than the padded input 5"):
+        c1(_f32(1, 3, 2), _f32(6, 2, 2), padding=1)
+    with pytest.raises(ValueError, match=r"conv2d: stride must be >= 1, got 0"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), stride=0)
+    with pytest.raises(ValueError, match=r"conv2d: dilation must be >= 1, got \(1, -1\)"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), dilation=(1, -1))
+    with pytest.raises(ValueError, match=r"conv1d: stride must be an int or a tuple of 1 ints"):
+        c1(_f32(1, 5, 3), _f32(3, 3, 4), stride=(1, 1))
+    with pytest.raises(ValueError, match=r"conv2d: unknown padding 'FULL'"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), padding="FULL")
+    with pytest.raises(ValueError, match=r"conv2d: explicit padding must be 2 \(lo, hi\) pair"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), padding=[(1, 1)])
+    with pytest.raises(ValueError, match=r"conv2d: padding must be >= 0"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), padding=-1)
+    with pytest.raises(TypeError, match=r"conv2d: x must have a floating-point dtype, got int32"):
+        c2(jnp.zeros((1, 5, 5, 3), jnp.int32), _f32(3, 3, 3, 4))
+    with pytest.raises(TypeError, match=r"conv1d: w must have a floating-point dtype, got int32"):
+        c1(_f32(1, 5, 3), jnp.zeros((3, 3, 4), jnp.int32))
+    with pytest.raises(TypeError, match=r"conv2d: b must have a floating-point dtype"):
+        c2(_f32(1, 5, 5, 3), _f32(3, 3, 3, 4), jnp.zeros((4,), jnp.int32))
+    with pytest.raises(TypeError, match=r"conv2d: arrays must share one dtype"):
+        c2(_f32(1, 5, 5, 3), jnp.zeros((3, 3, 3, 4), jnp.float64))
+    with pytest.raises(ValueError, match=r"conv2d: w's spatial \(kernel\) sizes must be >= 1"):
+        c2(_f32(1, 5, 5, 3), _f32(0, 3, 3, 4))
+
+
+def test_geometry_helper_errors():
+    with pytest.raises(ValueError, match=r"conv_output_size: stride must be >= 1, got 0"):
+        conv_output_size(5, 3, stride=0)
+    with pytest.raises(ValueError, match=r"conv_output_size: k must be >= 1"):
+        conv_output_size(5, 0)
+    with pytest.raises(ValueError, match=r"conv_output_size: unknown padding 'same-ish'"):
+        conv_output_size(5, 3, padding="same-ish")
+    with pytest.raises(ValueError, match=r"conv_output_size: kernel of effective size 7 .*larger than the padded input 5"):
+        conv_output_size(5, 4, dilation=2)
+    with pytest.raises(ValueError, match=r"conv_macs: x has 3 channels but w expects 1"):
+        conv_macs((1, 5, 5, 3), (3, 3, 1, 2))
+    with pytest.raises(ValueError, match=r"conv_macs: w_shape must have rank 3 .* or 4 .*got rank 2"):
+        conv_macs((1, 5, 3), (3, 3))
+    with pytest.raises(ValueError, match=r"conv_macs: x must have rank 4"):
+        conv_macs((1, 5, 3), (3, 3, 3, 2))
+    with pytest.raises(TypeError, match=r"conv_macs: x_shape must be a tuple of ints"):
+        conv_macs("NHWC", (3, 3, 3, 2))
