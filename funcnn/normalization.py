@@ -1,0 +1,218 @@
+"""Batch normalization (Ioffe & Szegedy, 2015), with the classic hand-written backward rule.
+
+Statistics run over every axis but the last (channels-last): for a dense layer's ``(N, C)``
+activations over the batch, for a conv layer's ``(N, H, W, C)`` over the batch *and* the
+spatial positions. ``M`` below is the number of values per channel
+(``N``, or ``N * H * W``).
+
+- :func:`batch_norm`: train mode, normalizes with the batch's own statistics; carries the
+  hand-written three-term rule (the batch statistics depend on every input, which is
+  what makes its gradient interesting).
+- :func:`batch_norm_stats`: the batch mean and biased variance, for a layer's running
+  averages.
+- :func:`batch_norm_inference`: eval mode, a fixed per-channel affine map using given
+  (running) statistics.
+
+The autodiff twins live in :mod:`funcnn.reference.normalization`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+from funcnn._checks import check_float, check_same_dtype, shape_of
+
+__all__ = ["batch_norm", "batch_norm_stats", "batch_norm_inference"]
+
+
+# ---------------------------------------------------------------------------
+# Validation (shared with funcnn.reference.normalization)
+# ---------------------------------------------------------------------------
+
+
+def _check_x(fn: str, x: Any) -> tuple[int, ...]:
+    """``x`` must be floating of rank >= 2 ``(N, ..., C)``; return its shape."""
+    check_float(fn, "x", x)
+    xs = shape_of(x)
+    if len(xs) < 2:
+        raise ValueError(
+            f"{fn}: x must have rank >= 2 (N, ..., C) with channels last, "
+            f"got rank {len(xs)} (x.shape={xs})"
+        )
+    return xs
+
+
+def _check_channel_vectors(fn: str, xs: tuple[int, ...], named: dict[str, Any]) -> None:
+    """Each array in ``named`` must be floating with shape ``(C,)``, ``C = xs[-1]``."""
+    c = xs[-1]
+    for name, v in named.items():
+        check_float(fn, name, v)
+        if shape_of(v) != (c,):
+            raise ValueError(
+                f"{fn}: {name} must have shape (C,) = ({c},) for x's {c} channels, "
+                f"got {name}.shape={shape_of(v)} (x.shape={xs})"
+            )
+
+
+def _check_eps(fn: str, eps: Any) -> float:
+    """``eps`` must be a non-negative Python/NumPy real (a static setting, not an array)."""
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{fn}: eps must be a non-negative float, got {eps!r}")
+    if not eps >= 0:
+        raise ValueError(f"{fn}: eps must be a non-negative float, got {eps!r}")
+    return float(eps)
+
+
+def _validate_batch_norm(fn: str, x: Any, gamma: Any, beta: Any, eps: Any) -> float:
+    xs = _check_x(fn, x)
+    _check_channel_vectors(fn, xs, {"gamma": gamma, "beta": beta})
+    check_same_dtype(fn, ("x", "gamma", "beta"), (x, gamma, beta))
+    return _check_eps(fn, eps)
+
+
+def _stat_axes(ndim: int) -> tuple[int, ...]:
+    return tuple(range(ndim - 1))
+
+
+# ---------------------------------------------------------------------------
+# Statistics and inference (plain jnp: no rule of interest)
+# ---------------------------------------------------------------------------
+
+
+def batch_norm_stats(x: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Per-channel batch mean and biased variance over every axis but the last.
+
+    Args:
+      x: activations, shape ``(N, ..., C)``.
+
+    Returns:
+      ``(mean, var)``, each of shape ``(C,)``: ``mean = 1/M sum x``,
+      ``var = 1/M sum (x - mean)^2`` (biased, the statistic train mode normalizes with).
+
+    Plain ``jnp``: a mean and a variance have no derivation worth a hand rule, so this
+    function is its own twin (:mod:`funcnn.reference.normalization` re-exports it).
+
+    Raises:
+      TypeError: non-floating ``x``.
+      ValueError: ``x`` of rank < 2.
+    """
+    xs = _check_x("batch_norm_stats", x)
+    x = jnp.asarray(x)
+    axes = _stat_axes(len(xs))
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - mean), axis=axes)
+    return mean, var
+
+
+def batch_norm_inference(
+    x: ArrayLike,
+    mean: ArrayLike,
+    var: ArrayLike,
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    eps: float = 1e-5,
+) -> jax.Array:
+    """Eval-mode batch norm: ``y = gamma (x - mean) / sqrt(var + eps) + beta``.
+
+    Args:
+      x: activations, shape ``(N, ..., C)``.
+      mean, var: fixed per-channel statistics (typically the running averages), ``(C,)``.
+      gamma, beta: per-channel scale and shift, ``(C,)``.
+      eps: added to the variance for stability (a static float).
+
+    Returns:
+      ``y`` of ``x``'s shape.
+
+    With fixed statistics this is a per-channel affine map of ``x``: its gradients
+    (``dx = g gamma / sqrt(var + eps)``, ...) are what autodiff produces from the plain
+    ``jnp`` expression, so it carries no hand rule and is its own twin.
+
+    Raises:
+      TypeError: non-floating or mixed-dtype arrays, or a non-real ``eps``.
+      ValueError: ``x`` of rank < 2, any vector not of shape ``(C,)``, or ``eps < 0``.
+    """
+    fn = "batch_norm_inference"
+    xs = _check_x(fn, x)
+    named = {"mean": mean, "var": var, "gamma": gamma, "beta": beta}
+    _check_channel_vectors(fn, xs, named)
+    check_same_dtype(fn, ("x", *named), (x, *named.values()))
+    eps = _check_eps(fn, eps)
+    inv = lax.rsqrt(jnp.asarray(var) + eps)
+    return jnp.asarray(gamma) * (jnp.asarray(x) - jnp.asarray(mean)) * inv + jnp.asarray(beta)
+
+
+# ---------------------------------------------------------------------------
+# Train-mode batch norm with the three-term rule
+# ---------------------------------------------------------------------------
+
+
+def batch_norm(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, eps: float = 1e-5) -> jax.Array:
+    """Train-mode batch norm: normalize each channel with the batch's own statistics.
+
+    ``mu = 1/M sum x``, ``var = 1/M sum (x - mu)^2`` (biased), over every axis but the
+    last; ``xhat = (x - mu) / sqrt(var + eps)``; ``y = gamma xhat + beta``.
+
+    Args:
+      x: activations, shape ``(N, ..., C)``.
+      gamma: per-channel scale, ``(C,)``.
+      beta: per-channel shift, ``(C,)``.
+      eps: added to the variance for stability (a static float, not differentiated).
+
+    Returns:
+      ``y`` of ``x``'s shape.
+
+    Backward rule (Ioffe & Szegedy 2015, the classic three-term form), for ``g = dL/dy``
+    and sums over the ``M`` values of each channel:
+    ``dx = gamma / (M sqrt(var + eps)) * (M g - sum g - xhat sum(g xhat))``,
+    ``dgamma = sum(g xhat)``, ``dbeta = sum g``. The first term is the direct path, the
+    other two the paths through the mean and the variance.
+
+    Raises:
+      TypeError: non-floating or mixed-dtype arrays, or a non-real ``eps``.
+      ValueError: ``x`` of rank < 2, ``gamma``/``beta`` not of shape ``(C,)``, or ``eps < 0``.
+    """
+    eps = _validate_batch_norm("batch_norm", x, gamma, beta, eps)
+    return _batch_norm(jnp.asarray(x), jnp.asarray(gamma), jnp.asarray(beta), eps)
+
+
+def _normalize(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
+    """``(xhat, 1/sqrt(var + eps))`` with batch statistics over every axis but the last."""
+    axes = _stat_axes(x.ndim)
+    mu = jnp.mean(x, axis=axes)
+    xc = x - mu
+    inv_std = lax.rsqrt(jnp.mean(xc * xc, axis=axes) + eps)
+    return xc * inv_std, inv_std
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _batch_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float) -> jax.Array:
+    xhat, _ = _normalize(x, eps)
+    return gamma * xhat + beta
+
+
+def _batch_norm_fwd(x, gamma, beta, eps):
+    xhat, inv_std = _normalize(x, eps)
+    return gamma * xhat + beta, (xhat, inv_std, gamma)
+
+
+# dx = gamma / (M sqrt(var+eps)) * (M g - sum g - xhat * sum(g xhat)) ;
+# dgamma = sum(g xhat) ;  dbeta = sum g   (sums over the M values of each channel)
+def _batch_norm_bwd(eps, res, g):
+    xhat, inv_std, gamma = res
+    axes = _stat_axes(g.ndim)
+    m = math.prod(xhat.shape[:-1])
+    sum_g = jnp.sum(g, axis=axes)
+    sum_gx = jnp.sum(g * xhat, axis=axes)
+    dx = (gamma * inv_std / m) * (m * g - sum_g - xhat * sum_gx)
+    return dx, sum_gx, sum_g
+
+
+_batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)

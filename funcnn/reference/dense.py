@@ -1,0 +1,33 @@
+"""Autodiff twin of :mod:`funcnn.dense`: the same forward, no custom rule.
+
+``jax.grad`` differentiates this plain ``jnp`` forward; tests and
+:mod:`funcnn.gradcheck` compare it with the hand-written rule of :func:`funcnn.dense.dense`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from funcnn.dense import _validate_dense
+
+__all__ = ["dense"]
+
+
+def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None) -> jax.Array:
+    """Affine map ``y = x w + b`` over the last axis (autodiff twin).
+
+    Args:
+      x: inputs, shape ``(..., D_in)``.
+      w: weights, shape ``(D_in, D_out)``.
+      b: optional bias, shape ``(D_out,)``.
+
+    Returns:
+      ``y`` of shape ``(..., D_out)``.
+
+    Raises the same errors as :func:`funcnn.dense.dense`.
+    """
+    _validate_dense("dense", x, w, b)
+    y = jnp.matmul(jnp.asarray(x), jnp.asarray(w))
+    return y if b is None else y + jnp.asarray(b)
