@@ -1,0 +1,73 @@
+"""Training engine: jitted steps, the ``fit`` loop, vmapped ablation grids, checkpoints, results.
+
+- :func:`make_train_step`, :func:`make_eval_fn`: pure, jit-able building blocks.
+- :func:`fit`: train one model (evaluation, progress bar, checkpoints/resume, Ctrl-C).
+- :func:`run_grid`: train an ablation grid, one vmapped program per structural group.
+- :mod:`funcnn.train.results`: run directories, summaries, plots, experiment configs.
+
+orbax-checkpoint, tqdm, matplotlib and tyro (the ``experiments`` extra) are imported only
+when checkpoints, progress bars, plots or CLI parsing are used.
+"""
+
+from funcnn.train.checkpoint import Checkpointer
+from funcnn.train.grid import GridResult, GroupInfo, MemberResult, expand_grid, run_grid
+from funcnn.train.loop import FitResult, History, TrainSpec, fit
+from funcnn.train.results import (
+    ExperimentConfig,
+    RunDir,
+    library_versions,
+    markdown_table,
+    open_run,
+    parse_config,
+    plot_bands,
+    plot_bars,
+    plot_lines,
+    save_figure,
+    summarize,
+)
+from funcnn.train.step import (
+    LOSS_NAMES,
+    STEP_METRICS,
+    correct,
+    get_hyperparam,
+    make_eval_fn,
+    make_optimizer,
+    make_train_step,
+    resolve_loss,
+    set_hyperparam,
+    with_clipping,
+)
+
+__all__ = [
+    "Checkpointer",
+    "ExperimentConfig",
+    "FitResult",
+    "GridResult",
+    "GroupInfo",
+    "History",
+    "LOSS_NAMES",
+    "MemberResult",
+    "RunDir",
+    "STEP_METRICS",
+    "TrainSpec",
+    "correct",
+    "expand_grid",
+    "fit",
+    "get_hyperparam",
+    "library_versions",
+    "make_eval_fn",
+    "make_optimizer",
+    "make_train_step",
+    "markdown_table",
+    "open_run",
+    "parse_config",
+    "plot_bands",
+    "plot_bars",
+    "plot_lines",
+    "resolve_loss",
+    "run_grid",
+    "save_figure",
+    "set_hyperparam",
+    "summarize",
+    "with_clipping",
+]

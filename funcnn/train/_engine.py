@@ -1,0 +1,633 @@
+"""The training engine shared by :func:`funcnn.train.fit` and :func:`funcnn.train.run_grid`.
+
+One engine trains one *group*: a single model (``batched=False``) or ``M`` members that
+share a structure, stacked on a leading member axis and run as one vmapped program
+(``batched=True``). The device work is two jitted functions:
+
+- ``chunk(carry, hp, n, start, x, y)``: train steps ``start .. start+n-1`` in a
+  ``fori_loop`` (a dynamic trip count, so every chunk length reuses one compilation);
+  batches are gathered on device from the full ``x``/``y``;
+- ``evaluate(params, state, hp, datasets)``: losses/accuracies/diagnostics.
+
+Randomness: member ``seed`` -> ``root = PRNGKey(seed)`` -> ``(init_key, data_key,
+train_key) = split(root, 3)``. Step ``s`` uses ``fold_in(train_key, s)``; the batches of
+epoch ``e`` are the permutation ``permutation(fold_in(data_key, e), N)`` cut into
+``N // B`` batches (the remainder is dropped). So the batch of any step follows from
+``(seed, step)`` alone, which makes resuming exact.
+
+Divergence: a step whose loss or gradient norm is not finite is not applied; the member
+is frozen from then on (``alive=False``), its step and reason are recorded, and its
+per-step metrics read NaN afterwards.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn.train.step import STEP_METRICS, make_eval_fn, make_train_step, resolve_loss
+
+DIVERGENCE_REASONS = {1: "loss became nan", 2: "loss became inf", 3: "gradient norm became non-finite"}
+
+
+def divergence_message(code: int, step: int) -> str | None:
+    """``"loss became nan at step 37"`` (steps count from 0), or None if not diverged."""
+    if step < 0 or code == 0:
+        return None
+    return f"{DIVERGENCE_REASONS.get(int(code), 'diverged')} at step {int(step)}"
+
+
+def metric_dtype() -> np.dtype:
+    return np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)
+
+
+def member_keys(seed: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(init_key, data_key, train_key)`` of a member with this seed (raw uint32 keys)."""
+    root = jax.random.PRNGKey(seed)
+    k = jax.random.split(root, 3)
+    return k[0], k[1], k[2]
+
+
+_member_keys_jit = jax.jit(member_keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """When things happen: step counts are numbers of completed updates."""
+
+    total_steps: int
+    steps_per_epoch: int
+    batch_size: int
+    eval_steps: tuple[int, ...]
+    checkpoint_steps: tuple[int, ...]
+    steps_per_call: int
+
+    def boundaries(self) -> list[int]:
+        return sorted(set(self.eval_steps) | set(self.checkpoint_steps) | {self.total_steps})
+
+
+def _check_pos_int(fn: str, name: str, v: Any, *, allow_none: bool = False, minimum: int = 1) -> None:
+    if v is None and allow_none:
+        return
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
+        raise ValueError(f"{fn}: {name} must be an int >= {minimum}, got {v!r}")
+
+
+def make_plan(
+    fn: str,
+    n_train: int,
+    *,
+    batch_size: int,
+    steps: int | None,
+    epochs: int | None,
+    eval_every: int | None,
+    checkpoint_every: int | None,
+    steps_per_call: int,
+) -> Plan:
+    """Validate the loop settings and turn them into a :class:`Plan`."""
+    _check_pos_int(fn, "batch_size", batch_size)
+    if batch_size > n_train:
+        raise ValueError(
+            f"{fn}: batch_size={batch_size} is larger than the training set ({n_train} examples)"
+        )
+    if (steps is None) == (epochs is None):
+        raise ValueError(f"{fn}: give exactly one of steps or epochs (got steps={steps!r}, epochs={epochs!r})")
+    _check_pos_int(fn, "steps", steps, allow_none=True)
+    _check_pos_int(fn, "epochs", epochs, allow_none=True)
+    _check_pos_int(fn, "eval_every", eval_every, allow_none=True, minimum=0)
+    _check_pos_int(fn, "checkpoint_every", checkpoint_every, allow_none=True)
+    _check_pos_int(fn, "steps_per_call", steps_per_call)
+    spe = n_train // batch_size
+    total = int(steps) if steps is not None else int(epochs) * spe
+    every = spe if eval_every is None else int(eval_every)
+    evals = {0, total}
+    if every > 0:
+        evals |= set(range(every, total, every))
+    ck_every = checkpoint_every if checkpoint_every is not None else (every if every > 0 else total)
+    ckpts = set(range(ck_every, total, ck_every)) | {total}
+    return Plan(
+        total_steps=total,
+        steps_per_epoch=spe,
+        batch_size=int(batch_size),
+        eval_steps=tuple(sorted(evals)),
+        checkpoint_steps=tuple(sorted(ckpts)),
+        steps_per_call=int(min(steps_per_call, max(total, 1))),
+    )
+
+
+def check_data(fn: str, name: str, data: Any) -> tuple[jax.Array, jax.Array]:
+    """``(x, y)`` as device arrays with matching lengths (clear errors otherwise)."""
+    if isinstance(data, Mapping):
+        if "x" not in data or "y" not in data:
+            raise ValueError(f"{fn}: {name} as a mapping needs keys 'x' and 'y', got {sorted(data)}")
+        data = (data["x"], data["y"])
+    if not isinstance(data, Sequence) or len(data) != 2:
+        raise TypeError(f"{fn}: {name} must be a pair (x, y) of arrays, got {type(data).__name__}")
+    x, y = data
+    for nm, a in (("x", x), ("y", y)):
+        if not hasattr(a, "shape") or len(np.shape(a)) == 0:
+            raise TypeError(f"{fn}: {name} {nm} must be an array with a leading example axis, got {type(a).__name__}")
+    if np.shape(x)[0] != np.shape(y)[0]:
+        raise ValueError(
+            f"{fn}: {name} has mismatched lengths: x has {np.shape(x)[0]} examples, y has "
+            f"{np.shape(y)[0]} (x.shape={tuple(np.shape(x))}, y.shape={tuple(np.shape(y))})"
+        )
+    if np.shape(x)[0] == 0:
+        raise ValueError(f"{fn}: {name} is empty")
+    return jnp.asarray(x), jnp.asarray(y)
+
+
+def _json_value(v: np.ndarray) -> Any:
+    v = np.asarray(v)
+    if v.ndim == 0:
+        f = v.item()
+        if isinstance(f, float) and not math.isfinite(f):
+            return None
+        return f
+    if v.size <= 256:
+        return [_json_value(e) for e in v]
+    return None
+
+
+@dataclasses.dataclass
+class TraceCounter:
+    traces: int = 0
+    eval_traces: int = 0
+
+
+@dataclasses.dataclass
+class Compiled:
+    chunk: Callable[..., Any]
+    evaluate: Callable[..., Any]
+    evaluate_raw: Callable[..., Any]
+    counter: TraceCounter
+
+
+# Jitted programs reused across fit/run_grid calls that train the same objects (the same
+# model, loss, optimizer or build function, and the same loop constants); jax.jit's own
+# cache is keyed on the function object, which is new in every call otherwise.
+_COMPILED: collections.OrderedDict[Any, Compiled] = collections.OrderedDict()
+_COMPILED_MAX = 32
+
+
+def compiled_programs(
+    cache_key: Any,
+    *,
+    spec_fn: Callable[[Any], tuple[Any, Any, Any]],
+    plan: Plan,
+    batched: bool,
+    classification: bool | None,
+    eval_batch_size: int,
+    diagnostics: Callable[..., Mapping[str, jax.Array]] | None,
+    jit_kwargs: Mapping[str, Any] | None,
+) -> Compiled:
+    """The jitted chunk and evaluation functions of an engine (cached when possible)."""
+    key = None
+    if cache_key is not None and not jit_kwargs:
+        key = (cache_key, plan.steps_per_call, plan.steps_per_epoch, plan.batch_size, batched,
+               classification, eval_batch_size, diagnostics, bool(jax.config.jax_enable_x64))
+        try:
+            hash(key)
+        except TypeError:
+            key = None
+    if key is not None and key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        return _COMPILED[key]
+    out = _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs)
+    _cache_put(key, out)
+    return out
+
+
+def _cache_put(key: Any, value: Any) -> None:
+    if key is None:
+        return
+    _COMPILED[key] = value
+    while len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.popitem(last=False)
+
+
+def make_carry(params: Any, state: Any, opt_state: Any, data_key: jax.Array, train_key: jax.Array) -> dict[str, Any]:
+    """A member's carry: everything that evolves during training (and is checkpointed)."""
+    return {
+        "params": params,
+        "opt_state": opt_state,
+        "state": state,
+        "key": train_key,
+        "data_key": data_key,
+        "alive": jnp.asarray(True),
+        "diverged_step": jnp.asarray(-1, jnp.int32),
+        "diverged_code": jnp.asarray(0, jnp.int32),
+    }
+
+
+def init_carry(
+    cache_key: Any,
+    spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]],
+    hps: Sequence[Any],
+    seeds: Sequence[int],
+    in_shape: tuple[int, ...],
+    batched: bool,
+) -> dict[str, Any]:
+    """The starting carry of every member (stacked on a member axis when ``batched``).
+
+    One jitted init program per group (``spec_fn(hp)`` traced, so batched values arrive
+    as scalars), called once per member; the keys come from :func:`member_keys`. Raises
+    jax's tracer errors when the model's init needs concrete batched values.
+    """
+    key = None if cache_key is None else ("init", cache_key, tuple(in_shape), bool(jax.config.jax_enable_x64))
+    try:
+        fn = _COMPILED.get(key) if key is not None else None
+    except TypeError:  # an unhashable part: no caching
+        key, fn = None, None
+    if fn is None:
+
+        def member_init(hp, init_key, data_key, train_key):
+            model, _, optimizer, init = spec_fn(hp)
+            if init is not None:
+                params, state = init(init_key, in_shape)
+            else:
+                _, params, state = model.init(init_key, in_shape)
+            return make_carry(params, state, optimizer.init(params), data_key, train_key)
+
+        fn = jax.jit(member_init)
+        _cache_put(key, fn)
+    carries = [fn(hp, *_member_keys_jit(int(seed))) for hp, seed in zip(hps, seeds)]
+    if not batched:
+        return carries[0]
+    return stack_trees(carries)
+
+
+def stack_trees(trees: Sequence[Any]) -> Any:
+    """Stack pytrees on a new leading axis (on the host: no compilation per leaf)."""
+    host = jax.device_get(list(trees))
+    return jax.tree.map(lambda *a: jax.device_put(np.stack(a)), *host)
+
+
+def unstack_tree(tree: Any, m: int) -> Any:
+    """Member ``m`` of a stacked pytree (sliced on the host)."""
+    return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
+
+
+def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs) -> Compiled:
+    counter = TraceCounter()
+    jit_kwargs = dict(jit_kwargs or {})
+    spe, B = plan.steps_per_epoch, plan.batch_size
+
+    def member_chunk(carry, hp, n, start, x, y):
+        counter.traces += 1  # trace-time side effect: counts compilations of the step
+        model, loss_fn, optimizer, _ = spec_fn(hp)
+        step = make_train_step(model, loss_fn, optimizer, jit=False)
+        K = plan.steps_per_call
+        mdt = metric_dtype()
+        N = x.shape[0]
+        buf0 = {m: jnp.full((K,), jnp.nan, mdt) for m in STEP_METRICS}
+
+        def epoch_perm(s):
+            return jax.random.permutation(jax.random.fold_in(carry["data_key"], s // spe), N)
+
+        def body(i, c):
+            cur, buf, perm = c
+            s = start + i
+            # A new epoch starts: draw its permutation (the predicate is the same for
+            # every member, so under vmap this stays a real branch).
+            perm = jax.lax.cond((i > 0) & (s % spe == 0), lambda: epoch_perm(s), lambda: perm)
+            bidx = jax.lax.dynamic_slice_in_dim(perm, (s % spe) * B, B)
+            xb = jnp.take(x, bidx, axis=0)
+            yb = jnp.take(y, bidx, axis=0)
+            key = jax.random.fold_in(cur["key"], s)
+            p, o, st, m = step(cur["params"], cur["opt_state"], cur["state"], xb, yb, key)
+            loss = m["loss"]
+            bad = ~jnp.isfinite(loss) | ~jnp.isfinite(m["grad_norm"])
+            alive = cur["alive"]
+            ok = alive & ~bad
+            newly = alive & bad
+
+            def keep(new, old):
+                return jax.tree.map(lambda a, b: jnp.where(ok, a, b).astype(b.dtype), new, old)
+
+            code = jnp.where(jnp.isnan(loss), 1, jnp.where(jnp.isinf(loss), 2, 3))
+            nxt = dict(cur)
+            nxt["params"] = keep(p, cur["params"])
+            nxt["opt_state"] = keep(o, cur["opt_state"])
+            nxt["state"] = keep(st, cur["state"])
+            nxt["alive"] = alive & ~bad
+            nxt["diverged_step"] = jnp.where(newly, s, cur["diverged_step"]).astype(cur["diverged_step"].dtype)
+            nxt["diverged_code"] = jnp.where(newly, code, cur["diverged_code"]).astype(cur["diverged_code"].dtype)
+            buf = {k: buf[k].at[i].set(jnp.where(alive, m[k], jnp.nan).astype(mdt)) for k in buf}
+            return nxt, buf, perm
+
+        carry, buf, _ = jax.lax.fori_loop(0, n, body, (carry, buf0, epoch_perm(start)))
+        return carry, buf
+
+    def member_eval(params, state, hp, datasets):
+        counter.eval_traces += 1
+        model, loss_fn, _, _ = spec_fn(hp)
+        ev = make_eval_fn(
+            model, loss_fn, classification=classification, batch_size=eval_batch_size, jit=False
+        )
+        out = {}
+        for dname, (x, y) in datasets.items():
+            for k, v in ev(params, state, x, y).items():
+                out[f"{dname}_{k}"] = v
+        if diagnostics is not None:
+            for k, v in dict(diagnostics(model, params, state)).items():
+                if k in out:
+                    raise ValueError(f"diagnostics: metric name {k!r} clashes with a built-in metric")
+                out[k] = jnp.asarray(v)
+        return out
+
+    if batched:
+        chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None))
+        evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None))
+    else:
+        chunk, evaluate = member_chunk, member_eval
+    return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter)
+
+
+
+class Engine:
+    """Trains one group of members; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        spec_fn: Callable[[Any], tuple[Any, Any, Any]],
+        hp: Any,
+        carry0: dict[str, Any],
+        batched: bool,
+        n_members: int,
+        train: tuple[jax.Array, jax.Array],
+        test: tuple[jax.Array, jax.Array] | None,
+        plan: Plan,
+        eval_train: bool,
+        classification: bool | None,
+        eval_batch_size: int,
+        diagnostics: Callable[..., Mapping[str, jax.Array]] | None,
+        jit_kwargs: Mapping[str, Any] | None,
+        configs: Sequence[Mapping[str, Any]],
+        member_ids: Sequence[int],
+        cache_key: Any = None,
+    ) -> None:
+        self.name = name
+        self.spec_fn = spec_fn
+        self.hp = hp
+        self.carry = carry0
+        self.batched = batched
+        self.M = n_members
+        self.x, self.y = train
+        self.plan = plan
+        self.configs = list(configs)
+        self.member_ids = list(member_ids)
+        self.datasets = {}
+        if eval_train:
+            self.datasets["train"] = train
+        if test is not None:
+            self.datasets["test"] = test
+        self.classification = classification
+        self.eval_batch_size = eval_batch_size
+        self.diagnostics = diagnostics
+        self._mdt = metric_dtype()
+        self.programs = compiled_programs(
+            cache_key, spec_fn=spec_fn, plan=plan, batched=batched, classification=classification,
+            eval_batch_size=eval_batch_size, diagnostics=diagnostics, jit_kwargs=jit_kwargs,
+        )
+        self._traces0 = self.programs.counter.traces
+        self._chunk = self.programs.chunk
+        self._evaluate = self.programs.evaluate
+        evaluate = self.programs.evaluate_raw
+
+        # History buffers, member axis first.
+        T = plan.total_steps
+        self.step_hist = {m: np.full((self.M, T), np.nan, self._mdt) for m in STEP_METRICS}
+        shapes = jax.eval_shape(evaluate, self.carry["params"], self.carry["state"], hp, self.datasets)
+        E = len(plan.eval_steps)
+        self.eval_hist = {}
+        for k, sd in shapes.items():
+            shp = tuple(sd.shape[1:]) if batched else tuple(sd.shape)
+            self.eval_hist[k] = np.full((self.M, E, *shp), np.nan, self._mdt)
+        self.eval_done = np.zeros((E,), bool)
+        self.step = 0
+
+    @property
+    def traces(self) -> int:
+        """How many times this engine's train chunk was traced (= compiled)."""
+        return self.programs.counter.traces - self._traces0
+
+    # ------------------------------------------------------------------ host helpers
+    def alive(self) -> np.ndarray:
+        return np.asarray(self.carry["alive"]).reshape(self.M)
+
+    def diverged(self) -> list[str | None]:
+        steps = np.asarray(self.carry["diverged_step"]).reshape(self.M)
+        codes = np.asarray(self.carry["diverged_code"]).reshape(self.M)
+        return [divergence_message(c, s) for c, s in zip(codes, steps)]
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_tree(self) -> dict[str, Any]:
+        return {
+            "carry": self.carry,
+            "step_hist": self.step_hist,
+            "eval_hist": self.eval_hist,
+            "eval_done": self.eval_done,
+            "step": np.asarray(self.step, np.int64),
+        }
+
+    def load_checkpoint_tree(self, tree: dict[str, Any]) -> None:
+        self.carry = jax.tree.map(jnp.asarray, tree["carry"])
+        self.step_hist = {k: np.array(v) for k, v in tree["step_hist"].items()}
+        self.eval_hist = {k: np.array(v) for k, v in tree["eval_hist"].items()}
+        self.eval_done = np.array(tree["eval_done"], bool)
+        self.step = int(tree["step"])
+
+    # ------------------------------------------------------------------ running
+    def run_chunk(self) -> int:
+        """Run steps up to the next boundary (at most ``steps_per_call``); returns how many."""
+        nxt = min(b for b in self.plan.boundaries() if b > self.step)
+        n = min(self.plan.steps_per_call, nxt - self.step)
+        carry, buf = self._chunk(self.carry, self.hp, n, self.step, self.x, self.y)
+        buf = jax.device_get(buf)
+        for k, v in buf.items():
+            v = np.asarray(v).reshape(self.M, -1)
+            self.step_hist[k][:, self.step : self.step + n] = v[:, :n]
+        self.carry, self.step = carry, self.step + n
+        return n
+
+    def pending_eval(self) -> int | None:
+        """Index of the eval due at the current step and not done yet, else None."""
+        try:
+            i = self.plan.eval_steps.index(self.step)
+        except ValueError:
+            return None
+        return None if self.eval_done[i] else i
+
+    def run_eval(self, i: int) -> list[dict[str, Any]]:
+        """Evaluate now (eval slot ``i``); returns one JSON-able record per member."""
+        out = jax.device_get(
+            self._evaluate(self.carry["params"], self.carry["state"], self.hp, self.datasets)
+        )
+        for k, v in out.items():
+            v = np.asarray(v)
+            if not self.batched:
+                v = v[None]
+            self.eval_hist[k][:, i] = v
+        self.eval_done[i] = True
+        alive = self.alive()
+        spe = self.plan.steps_per_epoch
+        records = []
+        for m in range(self.M):
+            rec = {
+                "group": self.name,
+                "member": self.member_ids[m],
+                "config": dict(self.configs[m]),
+                "step": self.step,
+                "epoch": self.step / spe,
+                "alive": bool(alive[m]),
+            }
+            # The mean training-batch loss since the previous evaluation.
+            window = self.step_hist["loss"][m, self.plan.eval_steps[i - 1] if i > 0 else 0 : self.step]
+            if window.size and np.isfinite(window).any():
+                rec["train_loss_running"] = _json_value(np.nanmean(window))
+            for k in self.eval_hist:
+                rec[k] = _json_value(self.eval_hist[k][m, i])
+            records.append(rec)
+        return records
+
+    def done(self) -> bool:
+        return self.step >= self.plan.total_steps or not self.alive().any()
+
+    def status(self) -> dict[str, Any]:
+        """Numbers for the progress bar: the last batch loss and test metric (means over
+        the members still alive) and, for groups, how many members are alive."""
+        info: dict[str, Any] = {}
+        if self.step > 0:
+            last = self.step_hist["loss"][:, self.step - 1]
+            if np.isfinite(last).any():
+                info["loss"] = f"{np.nanmean(last):.4g}"
+        done = np.flatnonzero(self.eval_done)
+        if done.size:
+            for k in ("test_accuracy", "test_loss"):
+                if k in self.eval_hist:
+                    v = self.eval_hist[k][:, done[-1]]
+                    if np.isfinite(v).any():
+                        info[k] = f"{np.nanmean(v):.4g}"
+                    break
+        if self.M > 1:
+            info["alive"] = f"{int(self.alive().sum())}/{self.M}"
+        return info
+
+
+def run_engines(
+    engines: Sequence[Engine],
+    *,
+    checkpointers: Sequence[Any] | None,
+    resume: bool,
+    run_dir: Any,
+    progress: bool,
+    callback: Callable[[dict[str, Any]], None] | None,
+    desc: str,
+) -> tuple[bool, float]:
+    """Run engines one after the other; returns ``(interrupted, seconds)``.
+
+    Handles resume from the latest checkpoint, evaluation and checkpoint boundaries,
+    metrics.jsonl appends (flushed before every checkpoint), the progress bar, and
+    KeyboardInterrupt: the finished work is checkpointed and kept, and the function
+    returns ``interrupted=True`` instead of raising.
+    """
+    t0 = time.perf_counter()
+    meta_common = {"desc": desc}
+    ckpts = list(checkpointers) if checkpointers is not None else [None] * len(engines)
+
+    # Resume: restore every engine first so the progress bar starts where it left off.
+    for eng, ck in zip(engines, ckpts):
+        if ck is None or not resume:
+            continue
+        latest = ck.latest_step()
+        if latest is None:
+            continue
+        tree, _ = ck.restore(latest, eng.checkpoint_tree())
+        eng.load_checkpoint_tree(tree)
+        if run_dir is not None:
+            run_dir.truncate_metrics(lambda r, e=eng: r.get("group") == e.name and r.get("step", 0) > e.step)
+
+    total = sum(e.plan.total_steps for e in engines)
+    initial = sum(e.step for e in engines)
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is an optional dependency: no bar without it
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if run_dir is not None and pending:
+            run_dir.append_metrics(pending)
+        pending.clear()
+
+    def save(eng: Engine, ck: Any) -> None:
+        flush()
+        if ck is not None and ck.latest_step() != eng.step:
+            ck.save(eng.step, eng.checkpoint_tree(), {**meta_common, "group": eng.name, "step": eng.step})
+
+    interrupted = False
+    current: tuple[Engine, Any] | None = None
+    try:
+        for eng, ck in zip(engines, ckpts):
+            current = (eng, ck)
+            if bar is not None:
+                bar.set_description(f"{desc} {eng.name}" if len(engines) > 1 else desc)
+            while True:
+                i = eng.pending_eval()
+                if i is not None:
+                    pending.extend(eng.run_eval(i))
+                if eng.step in eng.plan.checkpoint_steps or (eng.done() and eng.step > 0):
+                    save(eng, ck)
+                if eng.done():
+                    break
+                n = eng.run_chunk()
+                if bar is not None:
+                    bar.update(n)
+                    bar.set_postfix(eng.status(), refresh=False)
+                if callback is not None:
+                    callback({"group": eng.name, "step": eng.step, "status": eng.status()})
+            if bar is not None and eng.step < eng.plan.total_steps:
+                bar.update(eng.plan.total_steps - eng.step)  # stopped early (all diverged)
+            flush()
+    except KeyboardInterrupt:
+        interrupted = True
+        if current is not None:
+            eng, ck = current
+            save(eng, ck)
+        flush()
+    finally:
+        if bar is not None:
+            bar.close()
+    return interrupted, time.perf_counter() - t0
+
+
+def resolve_spec(fn: str, spec: Any) -> tuple[Any, Any, Any, Any]:
+    """``(model, loss_fn, optimizer, init)`` from a TrainSpec or a 3/4-tuple."""
+    from funcnn.train.step import check_model, check_optimizer
+
+    if not isinstance(spec, tuple) or len(spec) not in (3, 4):
+        raise TypeError(
+            f"{fn}: build(config) must return TrainSpec(model, loss, optimizer[, init]) or a "
+            f"tuple (model, loss, optimizer), got {type(spec).__name__}"
+        )
+    model, loss, optimizer = spec[:3]
+    init = spec[3] if len(spec) == 4 else None
+    check_model(fn, model)
+    check_optimizer(fn, optimizer)
+    return model, resolve_loss(loss, fn), optimizer, init

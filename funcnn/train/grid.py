@@ -1,0 +1,394 @@
+"""``run_grid``: train every member of an ablation grid, vmapping members that share structure.
+
+A grid is a list of configs (dicts), usually the product of value lists::
+
+    grid = {"activation": ["relu", "tanh"], "lr": [1e-3, 1e-2], "seed": [0, 1, 2]}
+
+    def build(cfg):
+        model = serial(Dense(64), Activation(cfg["activation"]), Dense(10))
+        return TrainSpec(model, "softmax_cross_entropy", optax.adam(cfg["lr"]))
+
+    result = run_grid(build, grid, (x, y), test_data=(xt, yt), epochs=5)
+    result.summary()        # mean/std over seeds per (activation, lr)
+
+**Batched vs static keys.** ``seed`` and every key whose values are all floats (learning
+rates, init scales, slopes, ...) are *batched*: members that agree on all the other
+(*static*) keys form a group that runs as ONE jitted, vmapped program (parameters,
+optimizer states, keys and the batched values stacked on a member axis). Each distinct
+combination of static values (e.g. the activation, or an int width) is compiled once.
+Override the rule with ``batched=("lr", "seed")``.
+
+``build(cfg)`` is called twice per member kind:
+
+- concretely, once per member, with plain Python values: its ``model.init`` (or
+  ``TrainSpec.init``) and ``optimizer.init`` produce that member's starting point, so an
+  init scale can be used anywhere there;
+- traced, once per group, inside the compiled step: batched values arrive as scalar JAX
+  arrays (their members' values), so ``optax.adam(cfg["lr"])`` or
+  ``LeakyRelu(cfg["slope"])`` give every member its own value. Using a batched value in
+  Python control flow there (``if cfg["lr"] > 0.1``) is an error telling you to make the
+  key static.
+
+Divergence: a member whose loss or gradient becomes non-finite is frozen and recorded
+(``MemberResult.diverged``); the rest of its group and the other groups go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn.train._engine import Engine, check_data, make_plan, run_engines
+from funcnn.train._engine import init_carry, make_carry, resolve_spec, stack_trees, unstack_tree
+from funcnn.train.loop import Diagnostics, History, history_of, init_member
+
+_TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.TracerArrayConversionError,
+)
+
+Config = dict[str, Any]
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> list[Config]:
+    """The list of configs of a grid.
+
+    A mapping ``{key: [values]}`` gives the Cartesian product (first key varies slowest);
+    a sequence of mappings is taken as the explicit list of configs (all with the same keys).
+    """
+    if isinstance(grid, Mapping):
+        keys = list(grid)
+        for k in keys:
+            v = grid[k]
+            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
+                raise TypeError(
+                    f"expand_grid: grid[{k!r}] must be a list of values, got {type(v).__name__} "
+                    f"({v!r}); write [{v!r}] for a single value"
+                )
+            if len(v) == 0:
+                raise ValueError(f"expand_grid: grid[{k!r}] is empty")
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+    if isinstance(grid, Sequence) and not isinstance(grid, (str, bytes)):
+        configs = [dict(c) for c in grid]
+        if not configs:
+            raise ValueError("expand_grid: the grid is empty")
+        keys = set(configs[0])
+        for i, c in enumerate(configs):
+            if not isinstance(grid[i], Mapping):
+                raise TypeError(f"expand_grid: grid[{i}] must be a dict, got {type(grid[i]).__name__}")
+            if set(c) != keys:
+                raise ValueError(
+                    f"expand_grid: config {i} has keys {sorted(c)} but config 0 has {sorted(keys)}"
+                )
+        return configs
+    raise TypeError(f"expand_grid: grid must be a dict of value lists or a list of dicts, got {type(grid).__name__}")
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, (float, np.floating)) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def split_keys(configs: Sequence[Config], batched: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """``(batched_keys, static_keys)`` of a grid (``seed`` is always batched)."""
+    keys = list(configs[0])
+    if batched is None:
+        b = [k for k in keys if k != "seed" and all(_is_float(c[k]) for c in configs)]
+    else:
+        b = [k for k in batched if k != "seed"]
+        for k in b:
+            if k not in keys:
+                raise ValueError(f"run_grid: batched key {k!r} is not a grid key; grid keys are {keys}")
+            bad = [c[k] for c in configs if not _is_number(c[k])]
+            if bad:
+                raise ValueError(f"run_grid: batched key {k!r} must have numeric values, got {bad[0]!r}")
+    if "seed" in keys:
+        for c in configs:
+            if not isinstance(c["seed"], (int, np.integer)) or isinstance(c["seed"], bool):
+                raise TypeError(f"run_grid: seed values must be ints, got {c['seed']!r}")
+    return b, [k for k in keys if k not in b and k != "seed"]
+
+
+def group_slug(static: Mapping[str, Any]) -> str:
+    """A file-system-safe name of a group: ``activation=relu,depth=3`` or ``all``."""
+    if not static:
+        return "all"
+    text = ",".join(f"{k}={v}" for k, v in static.items())
+    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", text)
+
+
+@dataclasses.dataclass
+class MemberResult:
+    """One grid member: its config, final params/state, history and divergence."""
+
+    config: Config
+    group: str
+    params: Any
+    state: Any
+    history: History
+    step: int
+    diverged: str | None
+    diverged_step: int | None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last evaluation's scalar metrics."""
+        return self.history.final()
+
+
+@dataclasses.dataclass
+class GroupInfo:
+    """A compiled group: its static values, its members (indices) and trace count."""
+
+    name: str
+    static: Config
+    members: list[int]
+    traces: int
+
+
+@dataclasses.dataclass
+class GridResult:
+    """What :func:`run_grid` returns; ``members`` are in grid order."""
+
+    members: list[MemberResult]
+    groups: list[GroupInfo]
+    batched_keys: list[str]
+    static_keys: list[str]
+    interrupted: bool
+    seconds: float
+
+    def records(self) -> list[dict[str, Any]]:
+        """``[{"config", "metrics", "diverged"}]``: the input of :func:`results.summarize`."""
+        return [{"config": m.config, "metrics": m.final, "diverged": m.diverged} for m in self.members]
+
+    def summary(self, *, over: str = "seed", metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Mean/std over ``over`` (seeds) of the final metrics, one row per configuration."""
+        from funcnn.train.results import summarize
+
+        return summarize(self.records(), over=over, metrics=metrics)
+
+    def curves(self, metric: str, *, over: str = "seed") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``(eval_steps, {label: (S, E) array})``: an eval metric per configuration, stacked
+        over ``over`` (NaN-padded where a member stopped early). Feed to ``plot_bands``."""
+        e_steps: np.ndarray = np.zeros((0,), np.int64)
+        for m in self.members:
+            if len(m.history.eval_steps) > len(e_steps):
+                e_steps = m.history.eval_steps
+        rows: dict[str, list[np.ndarray]] = {}
+        for m in self.members:
+            if metric not in m.history.eval_metrics:
+                raise KeyError(f"GridResult.curves: no eval metric {metric!r}; have {sorted(m.history.eval_metrics)}")
+            label = ", ".join(f"{k}={v}" for k, v in m.config.items() if k != over) or "all"
+            v = m.history.eval_metrics[metric]
+            pad = np.full((len(e_steps) - len(v), *v.shape[1:]), np.nan)
+            rows.setdefault(label, []).append(np.concatenate([v, pad]))
+        return e_steps, {k: np.stack(v) for k, v in rows.items()}
+
+
+def run_grid(
+    build: Callable[[Config], Any],
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    train_data: tuple[Any, Any],
+    *,
+    test_data: tuple[Any, Any] | None = None,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int = 128,
+    batched: Sequence[str] | None = None,
+    eval_every: int | None = None,
+    eval_train: bool = True,
+    eval_batch_size: int = 1024,
+    classification: bool | None = None,
+    diagnostics: Diagnostics | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int | None = None,
+    keep_checkpoints: int = 2,
+    resume: bool = False,
+    run_dir: Any = None,
+    progress: bool = True,
+    steps_per_call: int = 64,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    jit_kwargs: Mapping[str, Any] | None = None,
+    name: str = "grid",
+) -> GridResult:
+    """Train every member of ``grid``; one compiled, vmapped program per static group.
+
+    Args:
+      build: ``build(config) -> TrainSpec(model, loss, optimizer[, init])`` (or a 3-tuple).
+        See the module docstring for how batched values reach it.
+      grid: ``{key: [values]}`` (Cartesian product) or a list of config dicts. ``seed``
+        (default 0) seeds each member's init, batch order and dropout exactly as in
+        :func:`fit`, so a member equals ``fit`` run alone with that seed (to float
+        tolerance; vmapping may reorder float operations).
+      train_data, test_data, steps, epochs, batch_size, eval_every, eval_train,
+      eval_batch_size, classification, diagnostics, steps_per_call, callback,
+      jit_kwargs: as in :func:`fit` (shared by all members).
+      batched: the keys to vmap over (default: every key whose values are all floats;
+        ``seed`` always is).
+      checkpoint_dir: each group checkpoints into ``<checkpoint_dir>/<group>``; with
+        ``resume=True`` finished groups are restored, unfinished ones continue.
+      run_dir: a :class:`funcnn.train.results.RunDir` receiving evaluation records in
+        ``metrics.jsonl`` (one line per member and evaluation).
+      name: label of the progress bar.
+
+    Returns:
+      a :class:`GridResult` (``.members`` in grid order, ``.summary()``, ``.curves()``).
+      Ctrl-C stops the whole grid after the current jitted call; what finished is
+      checkpointed and returned with ``interrupted=True``.
+    """
+    fn = "run_grid"
+    if not callable(build):
+        raise TypeError(f"{fn}: build must be a function config -> TrainSpec, got {type(build).__name__}")
+    configs = expand_grid(grid)
+    for c in configs:
+        c.setdefault("seed", 0)
+    bkeys, skeys = split_keys(configs, batched)
+    x, y = check_data(fn, "train_data", train_data)
+    test = check_data(fn, "test_data", test_data) if test_data is not None else None
+    if resume and checkpoint_dir is None:
+        raise ValueError(f"{fn}: resume=True needs a checkpoint_dir")
+    plan = make_plan(
+        fn, x.shape[0], batch_size=batch_size, steps=steps, epochs=epochs,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, steps_per_call=steps_per_call,
+    )
+    in_shape = (batch_size, *x.shape[1:])
+
+    # Group members by their static values (first appearance order).
+    groups: dict[str, tuple[Config, list[int]]] = {}
+    for i, c in enumerate(configs):
+        static = {k: c[k] for k in skeys}
+        groups.setdefault(group_slug(static) + f"#{repr(tuple(static.values()))}", (static, []))[1].append(i)
+
+    engines: list[Engine] = []
+    infos: list[GroupInfo] = []
+    for gkey, (static, idxs) in groups.items():
+        slug = group_slug(static)
+        hp = {k: jnp.asarray([configs[i][k] for i in idxs]) for k in [*bkeys, "seed"]}
+        spec_fn = _traced_build(build, static, bkeys)
+        cache_key = ("grid", build, tuple(static.items()), tuple(bkeys))
+        for i in idxs:  # validates what build returns, with concrete values
+            resolve_spec(fn, build(dict(configs[i])))
+            break
+        try:
+            carry = init_carry(
+                cache_key, spec_fn, [{k: configs[i][k] for k in hp} for i in idxs],
+                [configs[i]["seed"] for i in idxs], in_shape, batched=True,
+            )
+        except TypeError as e:  # jax's tracer errors are TypeErrors
+            if not (isinstance(e, _TRACER_ERRORS) or isinstance(e.__cause__, _TRACER_ERRORS)):
+                raise
+            # The init needs concrete batched values (e.g. a Python check on an init
+            # scale): initialize member by member, eagerly, and stack.
+            carries = []
+            for i in idxs:
+                model, _, optimizer, init = resolve_spec(fn, build(dict(configs[i])))
+                params, state, dk, tk = init_member(fn, model, init, configs[i]["seed"], in_shape)
+                carries.append(make_carry(params, state, optimizer.init(params), dk, tk))
+            _check_same_structure(fn, slug, [configs[i] for i in idxs], carries, bkeys)
+            carry = stack_trees(carries)
+        engines.append(
+            Engine(
+                name=slug,
+                spec_fn=spec_fn,
+                hp=hp,
+                carry0=carry,
+                batched=True,
+                n_members=len(idxs),
+                train=(x, y),
+                test=test,
+                plan=plan,
+                eval_train=eval_train,
+                classification=classification,
+                eval_batch_size=eval_batch_size,
+                diagnostics=diagnostics,
+                jit_kwargs=jit_kwargs,
+                configs=[configs[i] for i in idxs],
+                member_ids=idxs,
+                cache_key=cache_key,
+            )
+        )
+        infos.append(GroupInfo(name=slug, static=static, members=list(idxs), traces=0))
+
+    ckpts = None
+    if checkpoint_dir is not None:
+        import os
+
+        from funcnn.train.checkpoint import Checkpointer
+
+        ckpts = [Checkpointer(os.path.join(checkpoint_dir, e.name), max_to_keep=keep_checkpoints) for e in engines]
+    try:
+        interrupted, seconds = run_engines(
+            engines, checkpointers=ckpts, resume=resume, run_dir=run_dir, progress=progress,
+            callback=callback, desc=name,
+        )
+    finally:
+        for ck in ckpts or []:
+            ck.close()
+
+    members: list[MemberResult | None] = [None] * len(configs)
+    for eng, info in zip(engines, infos):
+        info.traces = eng.traces
+        params_host, state_host = jax.device_get((eng.carry["params"], eng.carry["state"]))
+        div = eng.diverged()
+        dsteps = np.asarray(eng.carry["diverged_step"])
+        for m, i in enumerate(eng.member_ids):
+            members[i] = MemberResult(
+                config=configs[i],
+                group=eng.name,
+                params=unstack_tree(params_host, m),
+                state=unstack_tree(state_host, m),
+                history=history_of(eng, m),
+                step=eng.step,
+                diverged=div[m],
+                diverged_step=int(dsteps[m]) if dsteps[m] >= 0 else None,
+            )
+    return GridResult(
+        members=members,  # type: ignore[arg-type]
+        groups=infos,
+        batched_keys=bkeys,
+        static_keys=skeys,
+        interrupted=interrupted,
+        seconds=seconds,
+    )
+
+
+def _traced_build(build: Callable[[Config], Any], static: Config, bkeys: list[str]) -> Callable[[Any], tuple]:
+    def spec_fn(hp: Mapping[str, jax.Array]) -> tuple:
+        """The group's (model, loss, optimizer, init) with batched values as JAX scalars."""
+        cfg = {**static, **hp}
+        try:
+            model, loss, optimizer, init = resolve_spec("run_grid", build(cfg))
+        except _TRACER_ERRORS as e:
+            raise TypeError(
+                f"run_grid: build(config) used a batched value ({', '.join(bkeys + ['seed'])}) as a "
+                f"Python value inside the compiled step; batched values arrive there as JAX "
+                f"scalars. Make that key static with run_grid(..., batched=[...]) listing only "
+                f"the keys that can be traced."
+            ) from e
+        return model, loss, optimizer, init
+
+    return spec_fn
+
+
+def _check_same_structure(fn: str, slug: str, configs: list[Config], carries: list[Any], bkeys: list[str]) -> None:
+    ref = jax.tree.structure(carries[0])
+    ref_shapes = [(np.shape(a), jnp.asarray(a).dtype) for a in jax.tree.leaves(carries[0])]
+    for c, carry in zip(configs[1:], carries[1:]):
+        shapes = [(np.shape(a), jnp.asarray(a).dtype) for a in jax.tree.leaves(carry)]
+        if jax.tree.structure(carry) != ref or shapes != ref_shapes:
+            raise ValueError(
+                f"{fn}: members of group {slug!r} differ in parameter/optimizer-state structure "
+                f"({configs[0]} vs {c}); keys that change structure must be static, but the "
+                f"batched keys are {bkeys}: pass batched=[...] without them"
+            )
