@@ -1,3 +1,120 @@
-"""funcnn: pure-function layers with hand-written backward rules, for studying backprop."""
+"""funcnn: pure-function neural-network layers with hand-written backward rules.
+
+Every op (activations, dense, convolution, pooling, the fused output+cost pairs, batch norm)
+carries a hand-written ``jax.custom_vjp`` rule implementing the textbook derivation; its
+autodiff twin (the same forward, differentiated by ``jax.grad``) lives under the same name in
+:mod:`funcnn.reference`. Layers are stax-style ``(init, apply)`` pairs that take
+``rule="hand"`` or ``rule="autodiff"``.
+
+Submodules: :mod:`funcnn.initializers`, :mod:`funcnn.diagnostics`, :mod:`funcnn.gradcheck`,
+:mod:`funcnn.train`, :mod:`funcnn.data`, :mod:`funcnn.parallel`.
+
+On import, funcnn sets one XLA CPU flag that makes convolutions faster on CPU (see
+``funcnn/_xla.py`` and BENCHMARKS.md), only if no JAX backend exists yet and the user's
+``XLA_FLAGS`` do not mention it; ``FUNCNN_NO_XLA_DEFAULTS=1`` opts out.
+"""
+
+from funcnn._xla import configure_xla_cpu_defaults as _configure_xla_cpu_defaults
+
+XLA_DEFAULTS = _configure_xla_cpu_defaults()
+"""What funcnn did to XLA_FLAGS on import: "applied", "user-set", "opted-out" or "too-late"."""
+
+from funcnn import initializers, reference  # noqa: E402
+from funcnn._layer import Layer  # noqa: E402
+from funcnn.activations import (  # noqa: E402
+    ACTIVATION_NAMES,
+    elu,
+    gelu,
+    hard_logistic,
+    hard_tanh,
+    leaky_relu,
+    log_softmax,
+    logistic,
+    prelu,
+    relu,
+    softmax,
+    softplus,
+    swish,
+    tanh,
+)
+from funcnn.combinators import leaf_layers, serial  # noqa: E402
+from funcnn.conv import conv1d, conv2d, conv_macs, conv_output_size  # noqa: E402
+from funcnn.dense import dense  # noqa: E402
+from funcnn.diagnostics import (  # noqa: E402
+    ActivationStats,
+    ErrorTerms,
+    Summary,
+    VarianceReport,
+    activation_stats,
+    error_terms,
+    summary,
+    variance_report,
+)
+from funcnn.layers import (  # noqa: E402
+    Activation,
+    AvgPool1D,
+    AvgPool2D,
+    BatchNorm,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Elu,
+    Flatten,
+    Gelu,
+    HardLogistic,
+    HardTanh,
+    LeakyRelu,
+    Logistic,
+    LogSoftmax,
+    MaxPool1D,
+    MaxPool2D,
+    PReLU,
+    Relu,
+    Softmax,
+    Softplus,
+    Swish,
+    Tanh,
+)
+from funcnn.losses import (  # noqa: E402
+    binary_cross_entropy,
+    logistic_mse,
+    mse,
+    softmax_cross_entropy,
+    softmax_mse,
+)
+from funcnn.normalization import batch_norm, batch_norm_inference, batch_norm_stats  # noqa: E402
+from funcnn.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d  # noqa: E402
+from funcnn import models  # noqa: E402
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATION_NAMES", "XLA_DEFAULTS", "Layer", "initializers", "reference",
+    # activations
+    "elu", "gelu", "hard_logistic", "hard_tanh", "leaky_relu", "log_softmax", "logistic",
+    "prelu", "relu", "softmax", "softplus", "swish", "tanh",
+    # dense, conv, pooling, losses, batch norm
+    "dense", "conv1d", "conv2d", "conv_macs", "conv_output_size",
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+    "mse", "logistic_mse", "binary_cross_entropy", "softmax_cross_entropy", "softmax_mse",
+    "batch_norm", "batch_norm_stats", "batch_norm_inference",
+    # layers and combinators
+    "Activation", "AvgPool1D", "AvgPool2D", "BatchNorm", "Conv1D", "Conv2D", "Dense",
+    "Dropout", "Elu", "Flatten", "Gelu", "HardLogistic", "HardTanh", "LeakyRelu", "Logistic",
+    "LogSoftmax", "MaxPool1D", "MaxPool2D", "PReLU", "Relu", "Softmax", "Softplus", "Swish",
+    "Tanh", "serial", "leaf_layers", "models",
+    # diagnostics
+    "ActivationStats", "ErrorTerms", "Summary", "VarianceReport", "activation_stats",
+    "error_terms", "summary", "variance_report",
+]
+
+
+def __getattr__(name: str):
+    # Heavier submodules load on first use: `python -m funcnn.gradcheck` must not find
+    # itself already imported, and the training engine pulls in optax.
+    import importlib
+
+    if name in ("gradcheck", "train", "data", "parallel"):
+        return importlib.import_module(f"funcnn.{name}")
+    raise AttributeError(f"module 'funcnn' has no attribute {name!r}")

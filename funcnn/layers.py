@@ -39,6 +39,7 @@ window fit) and ``apply`` checks ``x`` against the params (rank, channel count),
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -50,14 +51,16 @@ import numpy as np
 
 import funcnn.activations as _act
 import funcnn.conv as _conv
-import funcnn.dense as _dense
 import funcnn.initializers as _inits
 import funcnn.normalization as _norm
 import funcnn.pooling as _pool
 import funcnn.reference.activations as _ref_act
 import funcnn.reference.conv as _ref_conv
-import funcnn.reference.dense as _ref_dense
 import funcnn.reference.normalization as _ref_norm
+
+# `funcnn.dense` the attribute is the re-exported function, so fetch the modules by name.
+_dense = importlib.import_module("funcnn.dense")
+_ref_dense = importlib.import_module("funcnn.reference.dense")
 import funcnn.reference.pooling as _ref_pool
 from funcnn._checks import as_tuple, shape_of
 from funcnn._geometry import output_sizes, resolve_padding
