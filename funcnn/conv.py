@@ -208,6 +208,61 @@ def _conv2d_fwd(x, w, b, strides, pads, dilations):
     return _conv2d_core(x, w, b, strides, pads, dilations), (x, w, b)
 
 
+# dL/dx is computed by one of two algorithms, chosen per call at trace time (shapes are
+# static). Both are the same sum; they differ only in which loops XLA's CPU kernels like:
+# - "scatter" (few input channels, C_in <= _SCATTER_MAX_C_IN): the error of every patch is
+#   g @ w^T (one matmul), and each patch entry is sent back to the input pixel it was read
+#   from (col2im: KH*KW zero-interleaved shifted copies, summed). A convolution whose output
+#   has 1-3 channels vectorizes badly (LeNet conv1: ~4-8x slower than this, BENCHMARKS.md).
+# - "conv" (otherwise): the full convolution with the flipped kernel, as one XLA convolution.
+_SCATTER_MAX_C_IN = 4
+
+
+def _tap_slices(k_sizes, strides, dilations, out_sizes):
+    """Per kernel tap (p, q): (start, stop, step) per spatial dim of the padded input it reads.
+
+    Tap (p, q) of output (i, j) reads x_pad[i*sh + p*dh, j*sw + q*dw], so over all outputs it
+    reads rows p*dh, p*dh + sh, ..., p*dh + (H'-1)*sh (and likewise columns).
+    """
+    taps = []
+    for p in range(k_sizes[0]):
+        for q in range(k_sizes[1]):
+            taps.append(tuple(
+                (t * d, t * d + s * (o - 1) + 1, s)
+                for t, d, s, o in zip((p, q), dilations, strides, out_sizes)
+            ))
+    return taps
+
+
+def _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations):
+    """dL/dx by scattering each patch's error back to the pixels the patch read (col2im).
+
+    dpatch[n, i, j, p, q, c] = sum_o g[n, i, j, o] * w[p, q, c, o]      (one matmul: g @ w^T)
+    dx_pad[n, i*sh + p*dh, j*sw + q*dw, c] += dpatch[n, i, j, p, q, c]  (for every tap p, q)
+
+    The "+=" for tap (p, q) is a zero padding of dpatch[..., p, q, :] with s-1 zeros between
+    entries (lax.pad interior padding) and p*dh (q*dw) zeros in front; XLA fuses the KH*KW
+    padded copies and their sum into one pass. Cropping the forward padding gives dx; the
+    rows the forward never read receive only zeros.
+    """
+    kh, kw, c_in, c_out = w.shape
+    out_sizes = g.shape[1:3]
+    dpatch = lax.dot_general(g, w.reshape(kh * kw * c_in, c_out), (((3,), (1,)), ((), ())))
+    dpatch = dpatch.reshape(*g.shape[:3], kh * kw, c_in)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(in_sizes, pads))
+    zero = jnp.zeros((), g.dtype)
+    dx_pad = None
+    for t, tap in enumerate(_tap_slices((kh, kw), strides, dilations, out_sizes)):
+        config = [(0, 0, 0)]
+        for (start, stop, step), size in zip(tap, padded):
+            config.append((start, size - stop, step - 1))
+        config.append((0, 0, 0))
+        part = lax.pad(dpatch[:, :, :, t], zero, config)
+        dx_pad = part if dx_pad is None else dx_pad + part
+    (lo_h, _), (lo_w, _) = pads
+    return dx_pad[:, lo_h:lo_h + in_sizes[0], lo_w:lo_w + in_sizes[1]]
+
+
 def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
     """dL/dx: full convolution of the stride-dilated error map with the flipped kernel.
 
@@ -223,23 +278,35 @@ def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
     requires lo' = k_eff - 1 - lo. The output length (out-1)*s+1 + lo' + hi' - k_eff + 1
     must be n, which gives hi' = k_eff - 1 - hi + r: the r unread rows get zero gradient.
     lo'/hi' are negative when the forward padding exceeds k_eff - 1; XLA then crops.
+
+    With few input channels the same sum is computed by :func:`_conv2d_input_grad_scatter`.
     """
     pads_t = []
     for n, k, s, d, (lo, hi), out in zip(in_sizes, w.shape[:2], strides, dilations, pads, g.shape[1:3]):
         k_eff = d * (k - 1) + 1
         r = n + lo + hi - k_eff - (out - 1) * s
         pads_t.append((k_eff - 1 - lo, k_eff - 1 - hi + r))
+    if w.shape[2] <= _SCATTER_MAX_C_IN:
+        return _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations)
     w_flipped = w[::-1, ::-1]  # spatial flip: correlation -> convolution
-    # Kernel spec "HWOI": axis 2 (C_in of w) is the *output* feature, axis 3 (C_out of w)
-    # the *input* feature, i.e. the in/out-swapped kernel, without materializing a transpose.
+    if strides == (1, 1):
+        # In/out swap materialized (the kernel is tiny): the standard NHWC/HWIO layout is
+        # XLA CPU's fastest convolution path; on 64->64 3x3 SAME it measured ~1.2-1.3x faster
+        # than the "HWOI" spec below (BENCHMARKS.md).
+        w_t, dims = jnp.swapaxes(w_flipped, 2, 3), _FWD_DIMS
+    else:
+        # Kernel spec "HWOI": axis 2 (C_in of w) is the *output* feature, axis 3 (C_out of w)
+        # the *input* feature, i.e. the in/out-swapped kernel without a transpose (for
+        # stride-dilated error maps this form was not slower than XLA's own transpose rule).
+        w_t, dims = w_flipped, ("NHWC", "HWOI", "NHWC")
     return lax.conv_general_dilated(
         g,
-        w_flipped,
+        w_t,
         window_strides=(1, 1),
         padding=tuple(pads_t),
         lhs_dilation=strides,
         rhs_dilation=dilations,
-        dimension_numbers=("NHWC", "HWOI", "NHWC"),
+        dimension_numbers=dims,
     )
 
 

@@ -1,0 +1,1 @@
+"""Timing scripts and the report generator (BENCHMARKS.md). Not part of the funcnn package."""
