@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._checks import check_array, check_float, check_same_dtype, shape_of
@@ -87,11 +88,11 @@ def _dense_fwd(x, w, b):
 # dx = g w^T ;  dw = x^T g = sum_n x_n (outer) g_n ;  db = sum_n g_n  (sums over leading axes)
 def _dense_bwd(res, g):
     x, w, has_bias = res
-    dx = jnp.matmul(g, w.T)
-    x2 = x.reshape(-1, x.shape[-1])
-    g2 = g.reshape(-1, g.shape[-1])
-    dw = jnp.matmul(x2.T, g2)
-    db = g2.sum(axis=0) if has_bias else None
+    lead = tuple(range(g.ndim - 1))
+    # Contract the named axes directly (no transposes or reshapes for XLA to materialize).
+    dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))
+    dw = lax.dot_general(x, g, ((lead, lead), ((), ())))
+    db = g.sum(axis=lead) if has_bias else None
     return dx, dw, db
 
 

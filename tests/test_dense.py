@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from funcnn.dense import dense
-from funcnn.reference import dense as ref
+from funcnn.reference.dense import dense as ref_dense
 
 
 def _args(x_shape, d_out, dtype=jnp.float64, bias=True, seed=0):
@@ -42,7 +42,7 @@ def test_forward_and_vjp_match_twin(x_shape, d_out, bias, dtype):
     x, w, b = _args(x_shape, d_out, dtype, bias)
     args = (x, w) if b is None else (x, w, b)
     y, vjp = jax.vjp(dense, *args)
-    y_ref, vjp_ref = jax.vjp(ref.dense, *args)
+    y_ref, vjp_ref = jax.vjp(ref_dense, *args)
     assert y.shape == (*x_shape[:-1], d_out) and y.dtype == dtype
     np.testing.assert_allclose(y, y_ref, rtol=_tol(dtype), atol=_tol(dtype))
     g = _randn(y.shape, dtype)  # random cotangent
@@ -91,22 +91,22 @@ def test_grad_of_grad_matches_twin():
         v = jnp.arange(w.size, dtype=w.dtype).reshape(w.shape) / w.size
         return jax.grad(lambda w: jnp.vdot(jax.grad(loss)(w), v))(w)
 
-    np.testing.assert_allclose(inner(dense), inner(ref.dense), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(inner(dense), inner(ref_dense), rtol=1e-12, atol=1e-12)
     # second derivative w.r.t. x as well (the rule's dx = g w^T differentiated)
     hx = jax.jacrev(jax.jacrev(lambda x: jnp.sum(jnp.sin(dense(x, w, b)))))(x)
-    hx_ref = jax.jacrev(jax.jacrev(lambda x: jnp.sum(jnp.sin(ref.dense(x, w, b)))))(x)
+    hx_ref = jax.jacrev(jax.jacrev(lambda x: jnp.sum(jnp.sin(ref_dense(x, w, b)))))(x)
     np.testing.assert_allclose(hx, hx_ref, rtol=1e-12, atol=1e-12)
 
 
 def test_jit_and_vmap():
     x, w, b = _args((4, 3), 2)
-    np.testing.assert_allclose(jax.jit(dense)(x, w, b), ref.dense(x, w, b), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(dense)(x, w, b), ref_dense(x, w, b), rtol=1e-12)
     ws = jnp.stack([w, 2 * w, -w])  # a grid of weight settings, vmapped
     ys = jax.vmap(dense, in_axes=(None, 0, None))(x, ws, b)
     for i in range(3):
-        np.testing.assert_allclose(ys[i], ref.dense(x, ws[i], b), rtol=1e-12)
+        np.testing.assert_allclose(ys[i], ref_dense(x, ws[i], b), rtol=1e-12)
     gws = jax.jit(jax.vmap(jax.grad(lambda w: jnp.sum(dense(x, w, b) ** 2))))(ws)
-    gws_ref = jax.vmap(jax.grad(lambda w: jnp.sum(ref.dense(x, w, b) ** 2)))(ws)
+    gws_ref = jax.vmap(jax.grad(lambda w: jnp.sum(ref_dense(x, w, b) ** 2)))(ws)
     np.testing.assert_allclose(gws, gws_ref, rtol=1e-12)
 
 
@@ -117,7 +117,7 @@ def test_bfloat16_runs():
     dx, dw, db = jax.grad(lambda x, w, b: jnp.sum(dense(x, w, b)), (0, 1, 2))(x, w, b)
     assert (dx.dtype, dw.dtype, db.dtype) == (jnp.bfloat16,) * 3
     np.testing.assert_allclose(
-        np.asarray(y, np.float32), np.asarray(ref.dense(x, w, b), np.float32), rtol=2e-2, atol=2e-2
+        np.asarray(y, np.float32), np.asarray(ref_dense(x, w, b), np.float32), rtol=2e-2, atol=2e-2
     )
 
 
@@ -140,7 +140,7 @@ def test_nan_propagates():
     assert np.isnan(dw[0]).all() and np.isfinite(dw[1]).all()
 
 
-@pytest.mark.parametrize("op", [dense, ref.dense])
+@pytest.mark.parametrize("op", [dense, ref_dense])
 def test_bad_input(op):
     x, w, b = _args((4, 3), 2)
     with pytest.raises(TypeError, match=r"dense: x must have a floating-point dtype, got int"):
