@@ -18,6 +18,16 @@ epoch ``e`` are the permutation ``permutation(fold_in(data_key, e), N)`` cut int
 Divergence: a step whose loss or gradient norm is not finite is not applied; the member
 is frozen from then on (``alive=False``), its step and reason are recorded, and its
 per-step metrics read NaN afterwards.
+
+Devices (``mesh``, see :mod:`funcnn.parallel`): with a mesh, the same two functions are
+jitted with output shardings: the carry replicated (``fit``) or its member axis split over
+the ``grid`` axis (groups padded to a multiple of its size with copies of member 0), each
+gathered batch constrained to be split over the ``data`` axis (under ``vmap`` with
+``spmd_axis_name="grid"``), metrics replicated. XLA's partitioner inserts the gradient
+all-reduce. Data arrays already laid out on the mesh (or spread over processes) are kept;
+others are replicated. Each call is waited for before the next (simulated CPU devices
+can stall in collective rendezvous when many partitioned programs are queued). Without a
+mesh nothing of this runs: the single-device programs are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn import parallel
 from funcnn.train.step import STEP_METRICS, make_eval_fn, make_train_step, resolve_loss
 
 DIVERGENCE_REASONS = {1: "loss became nan", 2: "loss became inf", 3: "gradient norm became non-finite"}
@@ -188,12 +199,15 @@ def compiled_programs(
     eval_batch_size: int,
     diagnostics: Callable[..., Mapping[str, jax.Array]] | None,
     jit_kwargs: Mapping[str, Any] | None,
+    mesh: Any = None,
 ) -> Compiled:
     """The jitted chunk and evaluation functions of an engine (cached when possible)."""
     key = None
     if cache_key is not None and not jit_kwargs:
         key = (cache_key, plan.steps_per_call, plan.steps_per_epoch, plan.batch_size, batched,
                classification, eval_batch_size, diagnostics, bool(jax.config.jax_enable_x64))
+        if mesh is not None:  # the mesh-less key stays exactly as it was
+            key = (*key, mesh)
         try:
             hash(key)
         except TypeError:
@@ -201,7 +215,7 @@ def compiled_programs(
     if key is not None and key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key]
-    out = _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs)
+    out = _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs, mesh)
     _cache_put(key, out)
     return out
 
@@ -276,10 +290,15 @@ def unstack_tree(tree: Any, m: int) -> Any:
     return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
 
 
-def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs) -> Compiled:
+def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs, mesh=None) -> Compiled:
     counter = TraceCounter()
     jit_kwargs = dict(jit_kwargs or {})
     spe, B = plan.steps_per_epoch, plan.batch_size
+    # Data parallelism: each member's batch is split over the "data" axis; the program
+    # stays the single-device one, so the loss (and batch norm) see the global batch.
+    split_batch = mesh is not None and parallel.DATA in mesh.axis_names
+    if split_batch:
+        batch_sh = parallel.batch_sharding(mesh)
 
     def member_chunk(carry, hp, n, start, x, y):
         counter.traces += 1  # trace-time side effect: counts compilations of the step
@@ -302,6 +321,9 @@ def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, dia
             bidx = jax.lax.dynamic_slice_in_dim(perm, (s % spe) * B, B)
             xb = jnp.take(x, bidx, axis=0)
             yb = jnp.take(y, bidx, axis=0)
+            if split_batch:
+                xb = jax.lax.with_sharding_constraint(xb, batch_sh)
+                yb = jax.lax.with_sharding_constraint(yb, batch_sh)
             key = jax.random.fold_in(cur["key"], s)
             p, o, st, m = step(cur["params"], cur["opt_state"], cur["state"], xb, yb, key)
             loss = m["loss"]
@@ -344,12 +366,27 @@ def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, dia
                 out[k] = jnp.asarray(v)
         return out
 
+    if mesh is None:
+        if batched:
+            chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None))
+            evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None))
+        else:
+            chunk, evaluate = member_chunk, member_eval
+        return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter)
+
+    rep = parallel.replicated(mesh)
     if batched:
-        chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None))
-        evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None))
+        # spmd_axis_name: sharding constraints inside the member function get the member
+        # axis split over "grid" (a batch becomes P("grid", "data")).
+        spmd = parallel.GRID if parallel.GRID in mesh.axis_names else None
+        chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None), spmd_axis_name=spmd)
+        evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None), spmd_axis_name=spmd)
+        carry_sh = parallel.members_sharding(mesh)
     else:
         chunk, evaluate = member_chunk, member_eval
-    return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter)
+        carry_sh = rep
+    chunk_kw = {"out_shardings": (carry_sh, rep), **jit_kwargs}
+    return Compiled(jax.jit(chunk, **chunk_kw), jax.jit(evaluate, out_shardings=rep), evaluate, counter)
 
 
 
@@ -376,13 +413,26 @@ class Engine:
         configs: Sequence[Mapping[str, Any]],
         member_ids: Sequence[int],
         cache_key: Any = None,
+        mesh: Any = None,
     ) -> None:
         self.name = name
         self.spec_fn = spec_fn
-        self.hp = hp
-        self.carry = carry0
+        self.mesh = mesh
         self.batched = batched
         self.M = n_members
+        # On a mesh, a group is padded to a multiple of the "grid" axis (M_dev members on
+        # device; the padding copies member 0 and is dropped from results/checkpoints).
+        g = parallel.axis_size(mesh, parallel.GRID) if batched else 1
+        self.M_dev = -(-n_members // g) * g
+        if mesh is not None:
+            self._carry_sh = parallel.members_sharding(mesh) if batched else parallel.replicated(mesh)
+            hp = parallel.put(self._pad(hp), self._carry_sh)
+            carry0 = self._place_carry(carry0)
+            train = self._place_data(train)
+            test = self._place_data(test) if test is not None else None
+        self.hp = hp
+        self.carry = carry0
+        self._unpad = None
         self.x, self.y = train
         self.plan = plan
         self.configs = list(configs)
@@ -398,7 +448,7 @@ class Engine:
         self._mdt = metric_dtype()
         self.programs = compiled_programs(
             cache_key, spec_fn=spec_fn, plan=plan, batched=batched, classification=classification,
-            eval_batch_size=eval_batch_size, diagnostics=diagnostics, jit_kwargs=jit_kwargs,
+            eval_batch_size=eval_batch_size, diagnostics=diagnostics, jit_kwargs=jit_kwargs, mesh=mesh,
         )
         self._traces0 = self.programs.counter.traces
         self._chunk = self.programs.chunk
@@ -422,19 +472,64 @@ class Engine:
         """How many times this engine's train chunk was traced (= compiled)."""
         return self.programs.counter.traces - self._traces0
 
+    # ------------------------------------------------------------------ devices
+    def _pad(self, tree: Any) -> Any:
+        """Host copy of a member-stacked tree padded to ``M_dev`` members (or the tree)."""
+        if self.M_dev == self.M:
+            return tree
+
+        def pad(a: Any) -> np.ndarray:
+            a = parallel.to_host(a)
+            return np.concatenate([a, np.repeat(a[:1], self.M_dev - self.M, axis=0)])
+
+        return jax.tree.map(pad, tree)
+
+    def _place_carry(self, carry: Any) -> Any:
+        return parallel.put(self._pad(carry), self._carry_sh)
+
+    def _place_data(self, data: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        """Keep arrays laid out on this mesh or spread over processes; replicate the rest."""
+
+        def place(a: jax.Array) -> jax.Array:
+            s = getattr(a, "sharding", None)
+            if not a.is_fully_addressable or (isinstance(s, jax.sharding.NamedSharding) and s.mesh == self.mesh):
+                return a
+            return parallel.put(a, parallel.replicated(self.mesh))
+
+        return place(data[0]), place(data[1])
+
+    def _members(self, a: Any) -> np.ndarray:
+        """Host value of a member-axis array, padding dropped."""
+        if self.mesh is None:
+            return np.asarray(a)
+        a = parallel.to_host(a)
+        return a[: self.M] if self.batched else a.reshape(1, *a.shape)
+
+    def member_trees(self) -> tuple[Any, Any]:
+        """Host ``(params, state)`` stacked over the group's members (padding dropped)."""
+        if self.mesh is None:
+            return jax.device_get((self.carry["params"], self.carry["state"]))
+        return jax.tree.map(self._members, (self.carry["params"], self.carry["state"]))
+
     # ------------------------------------------------------------------ host helpers
     def alive(self) -> np.ndarray:
-        return np.asarray(self.carry["alive"]).reshape(self.M)
+        return self._members(self.carry["alive"]).reshape(self.M)
 
     def diverged(self) -> list[str | None]:
-        steps = np.asarray(self.carry["diverged_step"]).reshape(self.M)
-        codes = np.asarray(self.carry["diverged_code"]).reshape(self.M)
+        steps = self._members(self.carry["diverged_step"]).reshape(self.M)
+        codes = self._members(self.carry["diverged_code"]).reshape(self.M)
         return [divergence_message(c, s) for c, s in zip(codes, steps)]
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_tree(self) -> dict[str, Any]:
+        carry = self.carry
+        if self.M_dev != self.M:  # save the real members only: restorable on any mesh
+            if self._unpad is None:
+                M, rep = self.M, parallel.replicated(self.mesh)
+                self._unpad = jax.jit(lambda t: jax.tree.map(lambda a: a[:M], t), out_shardings=rep)
+            carry = self._unpad(carry)
         return {
-            "carry": self.carry,
+            "carry": carry,
             "step_hist": self.step_hist,
             "eval_hist": self.eval_hist,
             "eval_done": self.eval_done,
@@ -442,7 +537,10 @@ class Engine:
         }
 
     def load_checkpoint_tree(self, tree: dict[str, Any]) -> None:
-        self.carry = jax.tree.map(jnp.asarray, tree["carry"])
+        if self.mesh is None:
+            self.carry = jax.tree.map(jnp.asarray, tree["carry"])
+        else:
+            self.carry = self._place_carry(tree["carry"])
         self.step_hist = {k: np.array(v) for k, v in tree["step_hist"].items()}
         self.eval_hist = {k: np.array(v) for k, v in tree["eval_hist"].items()}
         self.eval_done = np.array(tree["eval_done"], bool)
@@ -454,9 +552,12 @@ class Engine:
         nxt = min(b for b in self.plan.boundaries() if b > self.step)
         n = min(self.plan.steps_per_call, nxt - self.step)
         carry, buf = self._chunk(self.carry, self.hp, n, self.step, self.x, self.y)
+        if self.mesh is not None:
+            # One partitioned program in flight at a time (see the module docstring).
+            carry = jax.block_until_ready(carry)
         buf = jax.device_get(buf)
         for k, v in buf.items():
-            v = np.asarray(v).reshape(self.M, -1)
+            v = np.asarray(v).reshape(self.M_dev, -1)[: self.M]
             self.step_hist[k][:, self.step : self.step + n] = v[:, :n]
         self.carry, self.step = carry, self.step + n
         return n
@@ -478,7 +579,7 @@ class Engine:
             v = np.asarray(v)
             if not self.batched:
                 v = v[None]
-            self.eval_hist[k][:, i] = v
+            self.eval_hist[k][:, i] = v[: self.M]
         self.eval_done[i] = True
         alive = self.alive()
         spe = self.plan.steps_per_epoch
@@ -543,6 +644,7 @@ def run_engines(
     returns ``interrupted=True`` instead of raising.
     """
     t0 = time.perf_counter()
+    primary = jax.process_count() == 1 or jax.process_index() == 0  # one metrics writer
     meta_common = {"desc": desc}
     ckpts = list(checkpointers) if checkpointers is not None else [None] * len(engines)
 
@@ -555,7 +657,7 @@ def run_engines(
             continue
         tree, _ = ck.restore(latest, eng.checkpoint_tree())
         eng.load_checkpoint_tree(tree)
-        if run_dir is not None:
+        if run_dir is not None and primary:
             run_dir.truncate_metrics(lambda r, e=eng: r.get("group") == e.name and r.get("step", 0) > e.step)
 
     total = sum(e.plan.total_steps for e in engines)
@@ -571,8 +673,9 @@ def run_engines(
 
     pending: list[dict[str, Any]] = []
 
+
     def flush() -> None:
-        if run_dir is not None and pending:
+        if run_dir is not None and pending and primary:
             run_dir.append_metrics(pending)
         pending.clear()
 

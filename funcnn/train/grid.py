@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn.parallel import check_mesh
 from funcnn.train._engine import Engine, check_data, make_plan, run_engines
 from funcnn.train._engine import init_carry, make_carry, resolve_spec, stack_trees, unstack_tree
 from funcnn.train.loop import Diagnostics, History, history_of, init_member
@@ -220,6 +221,7 @@ def run_grid(
     steps_per_call: int = 64,
     callback: Callable[[dict[str, Any]], None] | None = None,
     jit_kwargs: Mapping[str, Any] | None = None,
+    mesh: Any = None,
     name: str = "grid",
 ) -> GridResult:
     """Train every member of ``grid``; one compiled, vmapped program per static group.
@@ -234,6 +236,10 @@ def run_grid(
       train_data, test_data, steps, epochs, batch_size, eval_every, eval_train,
       eval_batch_size, classification, diagnostics, steps_per_call, callback,
       jit_kwargs: as in :func:`fit` (shared by all members).
+      mesh: a :class:`jax.sharding.Mesh` (:func:`funcnn.parallel.make_mesh`): each group's
+        members split over its ``"grid"`` axis (a group is padded to a multiple of the
+        axis size; the padding never shows), each member's batch over its ``"data"`` axis.
+        ``None``: one device, as before.
       batched: the keys to vmap over (default: every key whose values are all floats;
         ``seed`` always is).
       checkpoint_dir: each group checkpoints into ``<checkpoint_dir>/<group>``; with
@@ -248,6 +254,7 @@ def run_grid(
       checkpointed and returned with ``interrupted=True``.
     """
     fn = "run_grid"
+    mesh = check_mesh(fn, mesh)
     if not callable(build):
         raise TypeError(f"{fn}: build must be a function config -> TrainSpec, got {type(build).__name__}")
     configs = expand_grid(grid)
@@ -316,6 +323,7 @@ def run_grid(
                 configs=[configs[i] for i in idxs],
                 member_ids=idxs,
                 cache_key=cache_key,
+                mesh=mesh,
             )
         )
         infos.append(GroupInfo(name=slug, static=static, members=list(idxs), traces=0))
@@ -339,9 +347,9 @@ def run_grid(
     members: list[MemberResult | None] = [None] * len(configs)
     for eng, info in zip(engines, infos):
         info.traces = eng.traces
-        params_host, state_host = jax.device_get((eng.carry["params"], eng.carry["state"]))
+        params_host, state_host = eng.member_trees()
         div = eng.diverged()
-        dsteps = np.asarray(eng.carry["diverged_step"])
+        dsteps = eng._members(eng.carry["diverged_step"])
         for m, i in enumerate(eng.member_ids):
             members[i] = MemberResult(
                 config=configs[i],

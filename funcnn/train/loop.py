@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from funcnn._layer import Layer
+from funcnn.parallel import check_mesh
 from funcnn.train._engine import (
     Engine,
     _member_keys_jit,
@@ -169,6 +170,7 @@ def fit(
     steps_per_call: int = 64,
     callback: Callable[[dict[str, Any]], None] | None = None,
     jit_kwargs: Mapping[str, Any] | None = None,
+    mesh: Any = None,
     name: str = "fit",
 ) -> FitResult:
     """Train ``model`` on ``train_data`` with minibatch ``optimizer`` steps.
@@ -204,6 +206,10 @@ def fit(
         overhead, coarser progress and Ctrl-C latency). Results do not depend on it.
       callback: called after each jitted call with ``{"group", "step", "status"}``.
       jit_kwargs: extra ``jax.jit`` arguments for the training chunk (e.g. shardings).
+      mesh: a :class:`jax.sharding.Mesh` (:func:`funcnn.parallel.make_mesh`) to train
+        data-parallel: each batch split over its ``"data"`` axis, params and optimizer
+        state replicated, gradients (and batch-norm statistics) over the global batch.
+        ``None``: one device, as before. See :mod:`funcnn.parallel`.
       name: the run's name in progress bars and metrics records.
 
     Returns:
@@ -213,6 +219,7 @@ def fit(
       ``interrupted=True``.
     """
     fn = "fit"
+    mesh = check_mesh(fn, mesh)
     check_model(fn, model)
     check_optimizer(fn, optimizer)
     loss_fn = resolve_loss(loss_fn, fn)
@@ -262,6 +269,7 @@ def fit(
         configs=[config],
         member_ids=[0],
         cache_key=cache_key,
+        mesh=mesh,
     )
     ck = None
     if checkpoint_dir is not None:
