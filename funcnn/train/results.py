@@ -526,6 +526,10 @@ class ExperimentConfig:
       resume: continue an existing run from its checkpoints.
       overwrite: replace an existing run directory.
       progress: show progress bars.
+      devices: use only the first N devices (default: every device JAX sees).
+      mesh: a device mesh spec such as ``grid=4,data=2`` (``grid``: ablation members split
+        over devices; ``data``: each batch split over devices). Default: every visible device
+        on the ``grid`` axis; a single device runs the plain engine.
     """
 
     out_dir: str = "results"
@@ -535,6 +539,17 @@ class ExperimentConfig:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    devices: int | None = None
+    mesh: str | None = None
+
+    def device_mesh(self) -> Any:
+        """The :class:`jax.sharding.Mesh` the flags ask for, or ``None`` for one device.
+
+        Pass it as ``mesh=`` to :func:`funcnn.train.run_grid` / :func:`funcnn.train.fit`.
+        """
+        from funcnn.parallel import mesh_from_flags
+
+        return mesh_from_flags(self.devices, self.mesh)
 
 
 def parse_config(cls: type, args: Sequence[str] | None = None, *, description: str | None = None) -> Any:
@@ -543,7 +558,13 @@ def parse_config(cls: type, args: Sequence[str] | None = None, *, description: s
         raise TypeError(f"parse_config: cls must be a dataclass type, got {cls!r}")
     import tyro
 
-    return tyro.cli(cls, args=args, description=description)
+    cfg = tyro.cli(cls, args=args, description=description)
+    # Multi-host runs: join the JAX cluster before any computation creates a backend. A no-op
+    # unless JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES (or a cluster scheduler) ask for it.
+    from funcnn.parallel import initialize_distributed
+
+    initialize_distributed()
+    return cfg
 
 
 def open_run(cfg: ExperimentConfig, experiment: str, *, extra: Mapping[str, Any] | None = None) -> RunDir:
