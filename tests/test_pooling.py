@@ -333,3 +333,12 @@ BAD = [
 def test_bad_input(mod, name, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         getattr(mod, name)(*args, **kwargs)
+
+
+
+@pytest.mark.parametrize("padding", [((1, 0), (1, 0)), ((1, 1), (0, 1)), ((2, 0), (0, 0))])
+def test_tiling_windows_with_padding_first_in_row_major(padding):
+    """Tiling windows (the block-mask path) whose -inf padding precedes the real taps."""
+    x = jnp.full((1, 3, 3, 2), -jnp.inf)  # every real tap ties with the padding
+    assert_first_max_convention(x, 2, 2, padding)
+    assert_matches_twin("max_pool2d", tie_free((2, 5, 3, 6), seed=3), 2, 2, padding)  # few channels
