@@ -1,0 +1,986 @@
+"""Activation ablation: how does the hidden-layer activation change what an MLP and a CNN learn?
+
+Question: for every hidden-layer activation of funcnn (logistic, tanh, hard_logistic,
+hard_tanh, relu, leaky_relu, prelu, elu, swish, softplus, gelu -- ``funcnn.ACTIVATION_NAMES``
+minus softmax/log_softmax, which are output nonlinearities and are not used between hidden
+layers), trained under the same budget on the same data from the same seeds:
+
+- how accurate is each (test accuracy, mean +- std over seeds; learning curves as bands)?
+- how does the error signal travel back through the layers (per-layer error-term norms
+  ``||delta^(l)||`` on a fixed training batch, over training, from
+  ``funcnn.diagnostics.error_terms``)?
+- how many units are dead (ReLU family: input <= 0 on every example of the fixed batch) or
+  saturated (logistic/tanh/hard_*), over training (``funcnn.diagnostics.activation_stats``),
+  and how many are *silent* (receive (almost) no error signal: the unit's error-term norm
+  over the batch is below 1e-3 times its layer's mean)?
+- at a high learning rate, do plain ReLU units die while leaky/parametric/ELU units do not?
+  (measured: dead and silent fractions per activation at the base and the high rate);
+- what does each activation cost (forward + backward, timed op-level on a fixed array,
+  median over interleaved repeats, relative to relu)?
+- do the hand-written backward rules and autodiff give the same training (max abs
+  difference of the loss curves of one configuration) and what does a step of each cost?
+
+Grid: dataset x architecture x activation x learning rate x seed. The models are
+``funcnn.models.mlp`` and ``funcnn.models.cnn1d`` (MNIST-1D's baseline CNN; on the 8x8
+``digits`` images the CNN is ``funcnn.models.cnn2d``), trained with Adam on softmax
+cross-entropy. All seeds and learning rates of one (dataset, architecture, activation, rule)
+run as ONE vmapped, jitted program (``funcnn.train.run_grid``), so each activation is
+compiled once per architecture. The default run covers MNIST-1D only (to fit in a few
+minutes on 2 CPU cores); add digits with ``--datasets mnist1d digits``.
+
+Outputs (results/activation_ablation/<run>/): config.json, metrics.jsonl, summary.json,
+summary.md (tables + computed Findings), accuracy.png, learning_curves.png,
+delta_norms_<dataset>_<arch>.png, dead_saturated.png, high_lr_dead.png, timing.png,
+rule_comparison.png, curves.npz (the curves behind the plots).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import funcnn  # first: applies funcnn's XLA CPU defaults before JAX starts a backend
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from funcnn import activations as hand_activations
+from funcnn.data import load
+from funcnn.diagnostics import activation_stats, error_terms
+from funcnn.losses import softmax_cross_entropy
+from funcnn.models import cnn1d, cnn2d, mlp
+from funcnn.reference import activations as autodiff_activations
+from funcnn.train import (
+    ExperimentConfig,
+    GridResult,
+    TrainSpec,
+    make_train_step,
+    markdown_table,
+    open_run,
+    parse_config,
+    run_grid,
+    save_figure,
+    summarize,
+)
+
+EXPERIMENT = "activation_ablation"
+#: Output nonlinearities: they normalize over a whole row, so they are not hidden-layer units.
+OUTPUT_NONLINEARITIES = ("softmax", "log_softmax")
+#: Every hidden-layer activation of funcnn.
+HIDDEN_ACTIVATIONS = tuple(a for a in funcnn.ACTIVATION_NAMES if a not in OUTPUT_NONLINEARITIES)
+RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
+SATURATING = ("logistic", "tanh", "hard_logistic", "hard_tanh")
+#: A unit is "silent" on a batch when its error-term norm is below this fraction of its
+#: layer's mean unit norm: it (almost) receives no gradient.
+SILENT_TOL = 1e-3
+RULES = ("hand", "autodiff")
+
+
+@dataclasses.dataclass
+class Config(ExperimentConfig):
+    """Activation x architecture x learning-rate x seed grid on MNIST-1D (and digits)."""
+
+    datasets: tuple[Literal["mnist1d", "digits", "mnist1d_shuffled"], ...] = ("mnist1d",)
+    """Datasets (default MNIST-1D only, to fit the time budget; add 'digits')."""
+    archs: tuple[Literal["mlp", "cnn"], ...] = ("mlp", "cnn")
+    """Architectures: 'mlp' (funcnn.models.mlp) and 'cnn' (cnn1d on sequences, cnn2d on images)."""
+    activations: tuple[str, ...] = HIDDEN_ACTIVATIONS
+    """Hidden-layer activations (softmax/log_softmax are output nonlinearities: not allowed)."""
+    mlp_lr: float = 3e-3
+    """Adam learning rate of the MLPs."""
+    cnn_lr: float = 1e-2
+    """Adam learning rate of the CNNs."""
+    high_lr: float = 3e-2
+    """The high learning rate of the dying-ReLU variant (0 turns the variant off)."""
+    high_lr_archs: tuple[Literal["mlp", "cnn"], ...] = ("mlp",)
+    """Architectures that also train at ``high_lr`` (it shares their compiled program)."""
+    mlp_widths: tuple[int, ...] = (100, 100)
+    """Hidden widths of the MLP (MNIST-1D paper: 100 units)."""
+    mlp_steps: int = 1500
+    cnn_steps: int = 600
+    mlp_batch: int = 128
+    cnn_batch: int = 32
+    """The CNN's cost grows with the batch on CPU; 32 buys more updates for the same time."""
+    mlp_evals: int = 12
+    """Evaluations (test set + fixed-batch diagnostics) per MLP run, evenly spaced, plus one at init."""
+    cnn_evals: int = 8
+    probe_size: int = 256
+    """Training examples in the fixed batch of the per-layer diagnostics."""
+    rule: Literal["hand", "autodiff"] = "hand"
+    """Backward rule of the main grid: the hand-written rules or jax.grad of the twins."""
+    compare_rules: bool = True
+    """Train one configuration with the other rule too and compare the curves and step times."""
+    compare_arch: Literal["mlp", "cnn"] = "mlp"
+    compare_activation: str = "relu"
+    timing_shape: tuple[int, int] = (512, 1024)
+    """Shape of the fixed array the activations are timed on."""
+    timing_rounds: int = 15
+    """Interleaved timing rounds (medians over rounds)."""
+    checkpoint: bool = False
+    """Save orbax checkpoints (needed for --resume)."""
+
+
+SMOKE: dict[str, Any] = dict(
+    archs=("mlp",), activations=("relu", "leaky_relu"), mlp_widths=(16,), mlp_steps=8, cnn_steps=8,
+    mlp_batch=32, cnn_batch=32, mlp_evals=2, cnn_evals=2, probe_size=32, seeds=(0, 1), timing_shape=(16, 64), timing_rounds=3,
+)
+
+
+# --------------------------------------------------------------------------------------
+# The grid
+# --------------------------------------------------------------------------------------
+
+
+def arch_settings(cfg: Config, arch: str) -> dict[str, Any]:
+    """``{lr, steps, batch, evals}`` of an architecture."""
+    if arch == "mlp":
+        return dict(lr=float(cfg.mlp_lr), steps=cfg.mlp_steps, batch=cfg.mlp_batch, evals=cfg.mlp_evals)
+    return dict(lr=float(cfg.cnn_lr), steps=cfg.cnn_steps, batch=cfg.cnn_batch, evals=cfg.cnn_evals)
+
+
+def base_lr(cfg: Config, arch: str) -> float:
+    return arch_settings(cfg, arch)["lr"]
+
+
+def lrs_of(cfg: Config, arch: str) -> list[float]:
+    """The learning rates an architecture trains at: its base one, plus the high one."""
+    lrs = [base_lr(cfg, arch)]
+    if cfg.high_lr > 0 and arch in cfg.high_lr_archs and cfg.high_lr != lrs[0]:
+        lrs.append(float(cfg.high_lr))
+    return lrs
+
+
+def other_rule(rule: str) -> str:
+    return "autodiff" if rule == "hand" else "hand"
+
+
+def grid_configs(cfg: Config) -> list[dict[str, Any]]:
+    """Every member: ``{dataset, arch, activation, rule, lr, seed}``.
+
+    The main grid uses ``cfg.rule``; with ``compare_rules`` the comparison configuration
+    (first dataset, ``compare_arch``, ``compare_activation``, same learning rates and seeds)
+    is added with the other rule, as its own compiled group of the same size.
+    """
+    configs = []
+    for ds in cfg.datasets:
+        for arch in cfg.archs:
+            for act in cfg.activations:
+                for lr in lrs_of(cfg, arch):
+                    for s in cfg.seeds:
+                        configs.append(dict(dataset=ds, arch=arch, activation=act, rule=cfg.rule, lr=lr, seed=int(s)))
+    if cfg.compare_rules and cfg.compare_arch in cfg.archs:
+        for lr in lrs_of(cfg, cfg.compare_arch):
+            for s in cfg.seeds:
+                configs.append(dict(dataset=cfg.datasets[0], arch=cfg.compare_arch, activation=cfg.compare_activation,
+                                    rule=other_rule(cfg.rule), lr=lr, seed=int(s)))
+    return configs
+
+
+def make_model(arch: str, activation: str, rule: str, example_shape: tuple[int, ...], num_classes: int,
+               mlp_widths: Sequence[int]) -> Any:
+    """The MLP, or the CNN matching the input rank (cnn1d on (W, C), cnn2d on (H, W, C))."""
+    if arch == "mlp":
+        return mlp(tuple(mlp_widths), num_classes, activation, rule=rule)
+    if len(example_shape) == 2:
+        return cnn1d(out=num_classes, activation=activation, rule=rule)
+    return cnn2d(out=num_classes, activation=activation, rule=rule)
+
+
+def init_tables(cfg: Config, configs: Sequence[Mapping[str, Any]], data: Mapping[str, Any]) -> dict[tuple, Any]:
+    """Initial params of every (dataset, arch, activation, rule), stacked over seeds.
+
+    Drawn eagerly (op by op; each op compiles once per shape and is reused by every
+    activation) with exactly the key the engine would use (``init_key`` of
+    ``split(PRNGKey(seed), 3)``), so the members are those of a plain ``run_grid``; the
+    compiled init of each group then only gathers its members' entries (cheap to compile).
+    The weights of a seed are the same for every activation.
+    """
+    seeds = [int(s) for s in cfg.seeds]
+    tables = {}
+    for c in configs:
+        key = (c["dataset"], c["arch"], c["activation"], c["rule"])
+        if key in tables:
+            continue
+        d = data[c["dataset"]]
+        model = make_model(c["arch"], c["activation"], c["rule"], d.x_train.shape[1:], d.num_classes, cfg.mlp_widths)
+        in_shape = (arch_settings(cfg, c["arch"])["batch"], *d.x_train.shape[1:])
+        per_seed = []
+        for s in seeds:
+            init_key = jax.random.split(jax.random.PRNGKey(s), 3)[0]
+            _, params, state = model.init(init_key, in_shape)
+            per_seed.append(jax.device_get((params, state)))
+        tables[key] = jax.tree.map(lambda *a: np.stack(a), *per_seed)
+    return tables
+
+
+def make_diagnostics(x_probe: jax.Array, y_probe: jax.Array) -> Callable[..., dict[str, jax.Array]]:
+    """The engine's diagnostics hook: per-layer numbers on a fixed training batch."""
+
+    def diagnostics(model: Any, params: Any, state: Any) -> dict[str, jax.Array]:
+        et = error_terms(model, params, state, softmax_cross_entropy, x_probe, y_probe)
+        st = activation_stats(model, params, state, x_probe)
+        silent = []
+        for d in et.deltas[:-1]:  # hidden weighted layers (the last one is the read-out)
+            unit = jnp.sqrt(jnp.sum(jnp.square(d.astype(jnp.float32)), axis=tuple(range(d.ndim - 1))))
+            silent.append(jnp.mean(unit <= SILENT_TOL * jnp.mean(unit)))
+        return {
+            "probe_loss": et.loss,
+            "delta_norms": et.delta_norms,
+            "dead_fraction": st.dead_fraction,
+            "inactive_fraction": st.inactive_fraction,
+            "saturated_fraction": st.saturated_fraction,
+            "silent_fraction": jnp.stack(silent),
+        }
+
+    return diagnostics
+
+
+def train_grid(
+    configs: Sequence[Mapping[str, Any]],
+    cfg: Config,
+    data: Mapping[str, Any],
+    *,
+    run: Any = None,
+    mesh: Any = None,
+) -> tuple[dict[tuple[str, str], GridResult], bool]:
+    """Train ``configs``: one ``run_grid`` per (dataset, arch), one compiled group per
+    (activation, rule) in it, seeds and learning rates vmapped inside the group.
+
+    ``mesh`` (a :class:`jax.sharding.Mesh`, from ``--devices``/``--mesh``) is handed to every
+    ``run_grid``: each group's members are split over its ``grid`` axis. ``None``: one device.
+
+    Returns ``({(dataset, arch): GridResult}, interrupted)``; after a Ctrl-C the remaining
+    grids are skipped and what finished is returned.
+    """
+    seeds = [int(s) for s in cfg.seeds]
+    tables = init_tables(cfg, configs, data)
+    results: dict[tuple[str, str], GridResult] = {}
+    parts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in configs:
+        parts.setdefault((c["dataset"], c["arch"]), []).append(dict(c))
+    for (ds, arch), part in parts.items():
+        d = data[ds]
+        st = arch_settings(cfg, arch)
+        steps = st["steps"]
+        xp = jnp.asarray(d.x_train[: cfg.probe_size])
+        yp = jnp.asarray(d.y_train[: cfg.probe_size])
+
+        def build(c: Mapping[str, Any], d: Any = d) -> TrainSpec:
+            model = make_model(c["arch"], c["activation"], c["rule"], d.x_train.shape[1:], d.num_classes,
+                               cfg.mlp_widths)
+            table = tables[(c["dataset"], c["arch"], c["activation"], c["rule"])]
+
+            def init(key: jax.Array, in_shape: tuple[int, ...]) -> tuple[Any, Any]:
+                s = c["seed"]
+                j = seeds.index(s) if isinstance(s, int) else jnp.argmax(jnp.asarray(seeds) == s)
+                return jax.tree.map(lambda a: jnp.asarray(a)[j], table)
+
+            return TrainSpec(model, "softmax_cross_entropy", optax.adam(c["lr"]), init)
+
+        ckpt = f"{run.checkpoint_dir}/{ds}_{arch}" if (run is not None and (cfg.checkpoint or cfg.resume)) else None
+        res = run_grid(
+            build, part, (d.x_train, d.y_train), test_data=(d.x_test, d.y_test),
+            steps=steps, batch_size=st["batch"], eval_every=max(1, steps // max(1, st["evals"])),
+            eval_train=False, batched=("lr",), diagnostics=make_diagnostics(xp, yp),
+            checkpoint_dir=ckpt, checkpoint_every=max(1, steps // 4) if ckpt else None,
+            resume=bool(cfg.resume and ckpt), run_dir=run, progress=cfg.progress,
+            mesh=mesh, name=f"{ds}/{arch}",
+        )
+        results[(ds, arch)] = res
+        if res.interrupted:
+            return results, True
+    return results, False
+
+
+# --------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int, target_s: float = 0.01) -> dict[str, np.ndarray]:
+    """Seconds per call of each zero-argument callable, one sample per round.
+
+    The callables run interleaved (every round runs each once, in rotating order), so a
+    ratio taken within a round compares them under the same machine load.
+    """
+    names = list(fns)
+    inner = {}
+    for n in names:  # warm up (compile), then pick repeats so a sample lasts ~target_s
+        jax.block_until_ready(fns[n]())
+        t = time.perf_counter()
+        jax.block_until_ready(fns[n]())
+        dt = max(time.perf_counter() - t, 1e-7)
+        inner[n] = int(min(200, max(1, target_s / dt)))
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            t = time.perf_counter()
+            for _ in range(inner[n]):
+                out = fns[n]()
+            jax.block_until_ready(out)
+            samples[n].append((time.perf_counter() - t) / inner[n])
+    return {n: np.asarray(v) for n, v in samples.items()}
+
+
+def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) -> list[dict[str, Any]]:
+    """Forward + backward time of each activation op (both rules) on a fixed array.
+
+    Each timed call is ``jax.vjp`` of the op (forward, residuals) followed by the pullback
+    of a fixed random cotangent (for prelu the slope gradient is included). Returned per
+    activation: median microseconds per call and the median over rounds of the per-round
+    ratio to ``relu`` under the same rule.
+    """
+    x = jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float32)
+    g = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float32)
+    alpha = jnp.full((shape[-1],), 0.25, jnp.float32)
+    fns = {}
+    for rule, mod in (("hand", hand_activations), ("autodiff", autodiff_activations)):
+        for n in dict.fromkeys(["relu", *names]):
+            op = getattr(mod, n)
+            args = (x, alpha) if n == "prelu" else (x,)
+
+            def fwd_bwd(args: tuple, g: jax.Array, op: Callable = op) -> Any:
+                y, pullback = jax.vjp(op, *args)
+                return y, pullback(g)
+
+            f = jax.jit(fwd_bwd)
+            fns[(rule, n)] = lambda f=f, args=args: f(args, g)
+    keyed = {f"{r}:{n}": fn for (r, n), fn in fns.items()}
+    samples = time_interleaved(keyed, rounds=rounds)
+    rows = []
+    for n in names:
+        row: dict[str, Any] = {"activation": n}
+        for rule in RULES:
+            t = samples[f"{rule}:{n}"]
+            row[f"{rule}_us"] = float(np.median(t) * 1e6)
+            row[f"{rule}_vs_relu"] = float(np.median(t / samples[f"{rule}:relu"]))
+        row["hand_vs_autodiff"] = float(np.median(samples[f"hand:{n}"] / samples[f"autodiff:{n}"]))
+        rows.append(row)
+    return rows
+
+
+def step_costs(cfg: Config, d: Any, arch: str, activation: str, rounds: int) -> dict[str, float]:
+    """Milliseconds per jitted train step (one member, the architecture's batch) per rule."""
+    st = arch_settings(cfg, arch)
+    x = jnp.asarray(d.x_train[: st["batch"]])
+    y = jnp.asarray(d.y_train[: st["batch"]])
+    fns = {}
+    for rule in RULES:
+        model = make_model(arch, activation, rule, d.x_train.shape[1:], d.num_classes, cfg.mlp_widths)
+        opt = optax.adam(st["lr"])
+        _, params, state = model.init(jax.random.PRNGKey(0), x.shape)
+        opt_state = opt.init(params)
+        step = make_train_step(model, "softmax_cross_entropy", opt)
+        key = jax.random.PRNGKey(0)
+        fns[rule] = lambda step=step, p=params, o=opt_state, s=state: step(p, o, s, x, y, key)
+    samples = time_interleaved(fns, rounds=rounds)
+    out = {f"{r}_ms_per_step": float(np.median(samples[r]) * 1e3) for r in RULES}
+    out["hand_vs_autodiff"] = float(np.median(samples["hand"] / samples["autodiff"]))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Collecting the numbers
+# --------------------------------------------------------------------------------------
+
+
+def _nanmean(a: Any, axis: Any = None) -> Any:
+    a = np.asarray(a, np.float64)
+    with np.errstate(all="ignore"):
+        if a.size == 0 or np.all(np.isnan(a)):
+            return np.nan if axis is None else np.full(np.delete(a.shape, axis), np.nan)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(a, axis=axis)
+
+
+def _last_finite_row(v: np.ndarray) -> np.ndarray:
+    """The last evaluation whose entries are not all NaN (a diverged member stops early)."""
+    v = np.asarray(v, np.float64)
+    for i in range(v.shape[0] - 1, -1, -1):
+        if not np.all(np.isnan(v[i])):
+            return v[i]
+    return v[-1] if len(v) else np.asarray(np.nan)
+
+
+def member_record(m: Any) -> dict[str, Any]:
+    """A member's final scalar numbers (for :func:`summarize`)."""
+    h = m.history
+    em = h.eval_metrics
+    loss = h.step_metrics["loss"]
+    spe = max(1, h.steps_per_epoch)
+    tail = loss[-spe:] if len(loss) else loss
+    mets: dict[str, Any] = {
+        "test_accuracy": em["test_accuracy"][-1] if len(h.eval_steps) else np.nan,
+        "test_loss": em["test_loss"][-1] if len(h.eval_steps) else np.nan,
+        "train_loss": float(_nanmean(tail)) if len(tail) else np.nan,
+    }
+    if len(h.eval_steps):
+        dead = _last_finite_row(em["dead_fraction"])
+        sat = _last_finite_row(em["saturated_fraction"])
+        silent = _last_finite_row(em["silent_fraction"])
+        inactive = _last_finite_row(em["inactive_fraction"])
+        dn = _last_finite_row(em["delta_norms"])
+        dn0 = em["delta_norms"][0]
+        mets.update(
+            dead=float(_nanmean(dead)), inactive=float(_nanmean(inactive)), saturated=float(_nanmean(sat)),
+            silent=float(_nanmean(silent)),
+            # ||delta|| of the first hidden layer over the last hidden layer's (< 1: it shrinks backwards)
+            delta_ratio_init=float(dn0[0] / dn0[-2]) if len(dn0) > 1 and dn0[-2] > 0 else np.nan,
+            delta_ratio_final=float(dn[0] / dn[-2]) if len(dn) > 1 and dn[-2] > 0 else np.nan,
+        )
+    mets = {k: (float(v) if v is not None else np.nan) for k, v in mets.items()}
+    return {"config": dict(m.config), "metrics": mets, "diverged": m.diverged}
+
+
+def select(results: Mapping[tuple[str, str], GridResult], **where: Any) -> list[Any]:
+    """Members (all grids) whose config matches ``where``, in grid order."""
+    out = []
+    for res in results.values():
+        for m in res.members:
+            if all(m.config.get(k) == v for k, v in where.items()):
+                out.append(m)
+    return out
+
+
+def stacked(members: Sequence[Any], metric: str, *, step_metric: bool = False) -> np.ndarray:
+    """``(S, T)`` (or ``(S, E, ...)``) of a metric over members, NaN-padded."""
+    arrs = [np.asarray((m.history.step_metrics if step_metric else m.history.eval_metrics)[metric], np.float64)
+            for m in members]
+    if not arrs:
+        return np.zeros((0, 0))
+    n = max(a.shape[0] for a in arrs)
+    out = np.full((len(arrs), n, *arrs[0].shape[1:]), np.nan)
+    for i, a in enumerate(arrs):
+        out[i, : a.shape[0]] = a
+    return out
+
+
+def rule_comparison(results: Mapping[tuple[str, str], GridResult], cfg: Config) -> list[dict[str, Any]]:
+    """Per (lr, seed): max abs differences between the two rules' curves."""
+    rows = []
+    base = dict(dataset=cfg.datasets[0], arch=cfg.compare_arch, activation=cfg.compare_activation)
+    for lr in lrs_of(cfg, cfg.compare_arch):
+        for s in cfg.seeds:
+            a = select(results, **base, lr=lr, seed=int(s), rule=cfg.rule)
+            b = select(results, **base, lr=lr, seed=int(s), rule=other_rule(cfg.rule))
+            if not a or not b:
+                continue
+            ha, hb = a[0].history, b[0].history
+            n = min(len(ha.step_metrics["loss"]), len(hb.step_metrics["loss"]))
+            e = min(len(ha.eval_steps), len(hb.eval_steps))
+            la, lb = ha.step_metrics["loss"][:n], hb.step_metrics["loss"][:n]
+            both = np.isfinite(la) & np.isfinite(lb)
+            rows.append({
+                "lr": lr, "seed": int(s), "steps": int(n),
+                "max_abs_diff_train_loss": float(np.max(np.abs(la - lb)[both])) if both.any() else np.nan,
+                "max_abs_diff_test_loss": float(np.nanmax(np.abs(ha.eval_metrics["test_loss"][:e] - hb.eval_metrics["test_loss"][:e]))) if e else np.nan,
+                "max_abs_diff_test_accuracy": float(np.nanmax(np.abs(ha.eval_metrics["test_accuracy"][:e] - hb.eval_metrics["test_accuracy"][:e]))) if e else np.nan,
+                "max_train_loss": float(np.nanmax(np.abs(la))) if n else np.nan,
+                "diverged": f"{a[0].diverged or '-'} / {b[0].diverged or '-'}",
+            })
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------
+
+#: tab10's colours, then black and olive: 12 distinguishable lines (11 activations).
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf", "#000000", "#808000"]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _color(acts: Sequence[str], a: str) -> Any:
+    return COLORS[list(acts).index(a) % len(COLORS)] if a in acts else None
+
+
+def _bands(ax: Any, x: np.ndarray, ys: np.ndarray, label: str, color: Any, logy: bool = False) -> None:
+    ys = np.asarray(ys, np.float64)
+    if ys.ndim == 1:
+        ys = ys[None]
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mu = np.nanmean(ys, axis=0)
+            sd = np.nanstd(ys, axis=0)
+    ax.plot(x, mu, label=label, color=color, lw=1.5)
+    if ys.shape[0] > 1:
+        lo, hi = mu - sd, mu + sd
+        if logy:
+            lo = np.where(lo > 0, lo, mu)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+
+
+def plot_accuracy(run: Any, rows: list[dict[str, Any]], cfg: Config, parts: list[tuple[str, str]]) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), squeeze=False)
+    for ax, (ds, arch) in zip(axes[0], parts):
+        lr = base_lr(cfg, arch)
+        rs = [r for r in rows if r["dataset"] == ds and r["arch"] == arch and r["lr"] == lr and r["rule"] == cfg.rule]
+        names = [r["activation"] for r in rs]
+        mu = np.array([r["test_accuracy_mean"] for r in rs]) * 100
+        sd = np.array([r["test_accuracy_std"] for r in rs]) * 100
+        pos = np.arange(len(rs))
+        ax.bar(pos, mu, yerr=sd, capsize=3, color=[_color(cfg.activations, a) for a in names])
+        ax.set_xticks(pos, names, rotation=45, ha="right")
+        finite = mu[np.isfinite(mu)]
+        if finite.size:
+            ax.set_ylim(max(0.0, float(finite.min()) - 15), min(100.0, float(np.nanmax(mu + np.nan_to_num(sd))) + 3))
+        for p, m in zip(pos, mu):
+            if np.isfinite(m):
+                ax.text(p, m + 0.5, f"{m:.1f}", ha="center", va="bottom", fontsize=7)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{ds} / {arch}: test accuracy, lr={lr:g} (mean ± std, n={len(cfg.seeds)})", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    run.save_figure(fig, "accuracy")
+
+
+def plot_learning_curves(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config,
+                         parts: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    plt = _plt()
+    arrays = {}
+    fig, axes = plt.subplots(2, len(parts), figsize=(5.5 * len(parts), 7.5), squeeze=False)
+    for j, (ds, arch) in enumerate(parts):
+        for a in cfg.activations:
+            ms = select(results, dataset=ds, arch=arch, activation=a, lr=base_lr(cfg, arch), rule=cfg.rule)
+            if not ms:
+                continue
+            spe = ms[0].history.steps_per_epoch
+            steps = max((m.history.eval_steps for m in ms), key=len)
+            acc = stacked(ms, "test_accuracy") * 100
+            _bands(axes[0, j], steps / spe, acc, a, _color(cfg.activations, a))
+            # training-batch loss, averaged over ~40 windows of consecutive steps
+            loss = stacked(ms, "loss", step_metric=True)
+            win = max(1, loss.shape[1] // 40)
+            nw = loss.shape[1] // win
+            if nw >= 1:
+                ep = _nanmean(loss[:, : nw * win].reshape(loss.shape[0], nw, win), axis=2)
+                _bands(axes[1, j], (np.arange(nw) + 1) * win / spe, ep, a, _color(cfg.activations, a), logy=True)
+            arrays[f"{ds}_{arch}_{a}_test_accuracy"] = acc
+            arrays[f"{ds}_{arch}_{a}_eval_epochs"] = steps / spe
+        axes[0, j].set_title(f"{ds} / {arch}: test accuracy (%), lr={base_lr(cfg, arch):g}", fontsize=9)
+        axes[0, j].set_xlabel("epoch")
+        axes[1, j].set_title(f"{ds} / {arch}: training loss (mean batch loss per window)", fontsize=9)
+        axes[1, j].set_xlabel("epoch")
+        axes[0, j].legend(fontsize=7, ncol=2)
+    run.save_figure(fig, "learning_curves")
+    return arrays
+
+
+def plot_delta_norms(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config,
+                     parts: list[tuple[str, str]]) -> None:
+    plt = _plt()
+    for ds, arch in parts:
+        lr = base_lr(cfg, arch)
+        ms0 = select(results, dataset=ds, arch=arch, lr=lr, rule=cfg.rule)
+        if not ms0:
+            continue
+        n_layers = ms0[0].history.eval_metrics["delta_norms"].shape[-1]
+        fig, axes = plt.subplots(1, n_layers, figsize=(3.6 * n_layers, 3.6), squeeze=False, sharey=True)
+        for a in cfg.activations:
+            ms = select(results, dataset=ds, arch=arch, activation=a, lr=lr, rule=cfg.rule)
+            if not ms:
+                continue
+            spe = ms[0].history.steps_per_epoch
+            steps = max((m.history.eval_steps for m in ms), key=len)
+            dn = stacked(ms, "delta_norms")  # (S, E, L)
+            for l in range(n_layers):
+                _bands(axes[0, l], steps / spe, dn[:, :, l], a, _color(cfg.activations, a), logy=True)
+        for l in range(n_layers):
+            kind = "read-out" if l == n_layers - 1 else f"hidden {l + 1}"
+            axes[0, l].set_title(f"layer {l + 1} ({kind})", fontsize=9)
+            axes[0, l].set_xlabel("epoch")
+        axes[0, 0].set_ylabel("||delta|| on the fixed batch")
+        axes[0, -1].legend(fontsize=6, ncol=2)
+        fig.suptitle(f"{ds} / {arch}: error-term norm per weighted layer over training (lr={lr:g})", fontsize=10)
+        run.save_figure(fig, f"delta_norms_{ds}_{arch}")
+
+
+def plot_dead_saturated(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config,
+                        parts: list[tuple[str, str]]) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(parts), figsize=(5.5 * len(parts), 7.5), squeeze=False)
+    for j, (ds, arch) in enumerate(parts):
+        for row, (metric, family) in enumerate((("dead_fraction", RELU_FAMILY), ("saturated_fraction", SATURATING))):
+            for a in cfg.activations:
+                if a not in family:
+                    continue
+                ms = select(results, dataset=ds, arch=arch, activation=a, lr=base_lr(cfg, arch), rule=cfg.rule)
+                if not ms:
+                    continue
+                spe = ms[0].history.steps_per_epoch
+                steps = max((m.history.eval_steps for m in ms), key=len)
+                v = _nanmean(stacked(ms, metric), axis=2) * 100  # mean over hidden layers
+                _bands(axes[row, j], steps / spe, v, a, _color(cfg.activations, a))
+                if row == 0 and len(lrs_of(cfg, arch)) > 1:  # the high-learning-rate members, dashed
+                    hi = lrs_of(cfg, arch)[1]
+                    mh = select(results, dataset=ds, arch=arch, activation=a, lr=hi, rule=cfg.rule)
+                    if mh:
+                        vh = _nanmean(stacked(mh, metric), axis=2) * 100
+                        xh = max((m.history.eval_steps for m in mh), key=len) / spe
+                        _bands(axes[row, j], xh[: vh.shape[1]], vh, f"{a} (lr={hi:g})", _color(cfg.activations, a))
+                        axes[row, j].lines[-1].set_linestyle("--")
+            what = "dead units, % (input <= 0 on every probe example)" if row == 0 else "saturated values, %"
+            if row == 0 and len(lrs_of(cfg, arch)) > 1:
+                what += f"\nsolid: lr={base_lr(cfg, arch):g}, dashed: lr={lrs_of(cfg, arch)[1]:g}"
+            axes[row, j].set_title(f"{ds} / {arch}: {what}", fontsize=9)
+            axes[row, j].set_xlabel("epoch")
+            if axes[row, j].get_legend_handles_labels()[0]:
+                axes[row, j].legend(fontsize=7)
+    run.save_figure(fig, "dead_saturated")
+
+
+def plot_high_lr(run: Any, rows: list[dict[str, Any]], cfg: Config) -> None:
+    plt = _plt()
+    archs = [a for a in cfg.archs if len(lrs_of(cfg, a)) > 1]
+    ds = cfg.datasets[0]
+    fig, axes = plt.subplots(len(archs), 2, figsize=(12, 3.8 * len(archs)), squeeze=False)
+    for i, arch in enumerate(archs):
+        for j, (metric, title, acts) in enumerate((
+            ("dead", "dead units, %\n(input <= 0 on every probe example)", [a for a in cfg.activations if a in RELU_FAMILY]),
+            ("silent", f"silent units, %\n(error-term norm < {SILENT_TOL:g} x layer mean)", list(cfg.activations)),
+        )):
+            ax = axes[i, j]
+            pos = np.arange(len(acts))
+            for k, lr in enumerate(lrs_of(cfg, arch)):
+                rs = {r["activation"]: r for r in rows if r["dataset"] == ds and r["arch"] == arch and r["lr"] == lr
+                      and r["rule"] == cfg.rule}
+                mu = np.array([rs[a][f"{metric}_mean"] if a in rs else np.nan for a in acts]) * 100
+                sd = np.array([rs[a][f"{metric}_std"] if a in rs else np.nan for a in acts]) * 100
+                ax.bar(pos + (k - 0.5) * 0.4, mu, width=0.4, yerr=sd, capsize=2, label=f"lr={lr:g}",
+                       color="tab:blue" if k == 0 else "tab:red")
+            ax.set_xticks(pos, acts, rotation=45 if len(acts) > 4 else 0, ha="right" if len(acts) > 4 else "center")
+            ax.set_title(f"{ds} / {arch}, end of training: {title}", fontsize=9)
+            ax.grid(True, axis="y", alpha=0.3)
+            ax.legend(fontsize=8)
+    run.save_figure(fig, "high_lr_dead")
+
+
+def plot_timing(run: Any, costs: list[dict[str, Any]], steps: dict[str, float] | None, cfg: Config) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
+    ax = axes[0]
+    names = [r["activation"] for r in costs]
+    pos = np.arange(len(names))
+    for k, rule in enumerate(RULES):
+        ax.bar(pos + (k - 0.5) * 0.4, [r[f"{rule}_vs_relu"] for r in costs], width=0.4, label=f"{rule} rule")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(pos, names, rotation=45, ha="right")
+    ax.set_ylabel("forward+backward time / relu's (same rule)")
+    ax.set_title(f"activation cost on a {cfg.timing_shape[0]}x{cfg.timing_shape[1]} float32 array "
+                 f"(median of {cfg.timing_rounds} interleaved rounds)", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    if steps:
+        ax.bar([0, 1], [steps[f"{r}_ms_per_step"] for r in RULES], color=["tab:blue", "tab:orange"])
+        ax.set_xticks([0, 1], list(RULES))
+        ax.set_ylabel("ms per train step")
+        ax.set_title(f"{cfg.compare_arch}/{cfg.compare_activation} step, batch {arch_settings(cfg, cfg.compare_arch)['batch']}", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    else:
+        ax.axis("off")
+    run.save_figure(fig, "timing")
+
+
+def plot_rule_comparison(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config) -> None:
+    plt = _plt()
+    lrs = lrs_of(cfg, cfg.compare_arch)
+    fig, axes = plt.subplots(2, len(lrs), figsize=(5.5 * len(lrs), 6.5), squeeze=False)
+    base = dict(dataset=cfg.datasets[0], arch=cfg.compare_arch, activation=cfg.compare_activation)
+    for j, lr in enumerate(lrs):
+        s = int(cfg.seeds[0])
+        a = select(results, **base, lr=lr, seed=s, rule=cfg.rule)
+        b = select(results, **base, lr=lr, seed=s, rule=other_rule(cfg.rule))
+        if not a or not b:
+            continue
+        la, lb = a[0].history.step_metrics["loss"], b[0].history.step_metrics["loss"]
+        n = min(len(la), len(lb))
+        t = np.arange(n)
+        axes[0, j].plot(t, la[:n], label=f"{cfg.rule} rule", lw=2.5, alpha=0.6)
+        axes[0, j].plot(t, lb[:n], label=f"{other_rule(cfg.rule)} rule", lw=0.8, ls="--", color="k")
+        axes[0, j].set_yscale("log")
+        axes[0, j].set_title(f"{base['dataset']}/{base['arch']}/{base['activation']}, lr={lr:g}, seed {s}: batch loss",
+                             fontsize=9)
+        axes[0, j].legend(fontsize=8)
+        axes[0, j].grid(True, alpha=0.3)
+        diff = np.abs(la[:n] - lb[:n])
+        axes[1, j].plot(t, np.where(diff > 0, diff, np.nan), lw=0.8)
+        axes[1, j].set_yscale("log")
+        axes[1, j].set_title(f"|difference| (max {np.nanmax(diff) if n else float('nan'):.3g}; zeros not drawn)", fontsize=9)
+        axes[1, j].set_xlabel("step")
+        axes[1, j].grid(True, alpha=0.3)
+    run.save_figure(fig, "rule_comparison")
+
+
+# --------------------------------------------------------------------------------------
+# Findings (sentences computed from the measured numbers)
+# --------------------------------------------------------------------------------------
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.1f}%"
+
+
+def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, str]], costs: list[dict[str, Any]],
+                steps: dict[str, float] | None, rule_rows: list[dict[str, Any]], interrupted: bool) -> list[str]:
+    out = []
+    if interrupted:
+        out.append("The run was interrupted (Ctrl-C): only the members that were trained are reported, and "
+                   "unfinished ones are reported as they stood.")
+    out.append(f"softmax and log_softmax are output nonlinearities (they normalize a whole row into a distribution, "
+               f"used with the loss), not hidden-layer units, so they are not part of this ablation; the "
+               f"{len(cfg.activations)} activations compared are: {', '.join(cfg.activations)}.")
+    for ds, arch in parts:
+        lr = base_lr(cfg, arch)
+        rs = [r for r in rows if r["dataset"] == ds and r["arch"] == arch and r["lr"] == lr and r["rule"] == cfg.rule
+              and np.isfinite(r["test_accuracy_mean"])]
+        if not rs:
+            continue
+        rs = sorted(rs, key=lambda r: -r["test_accuracy_mean"])
+        best, worst = rs[0], rs[-1]
+        spread = best["test_accuracy_mean"] - worst["test_accuracy_mean"]
+        close = [r["activation"] for r in rs if best["test_accuracy_mean"] - r["test_accuracy_mean"]
+                 <= best["test_accuracy_std"] + r["test_accuracy_std"]]
+        out.append(
+            f"{ds}/{arch} (lr={lr:g}): best test accuracy {best['activation']} "
+            f"{100 * best['test_accuracy_mean']:.1f} ± {100 * best['test_accuracy_std']:.1f}%, worst "
+            f"{worst['activation']} {100 * worst['test_accuracy_mean']:.1f} ± {100 * worst['test_accuracy_std']:.1f}% "
+            f"(spread {100 * spread:.1f} points); within one std-sum of the best: {', '.join(close)}."
+        )
+        sat = [r for r in rs if r["activation"] in SATURATING and np.isfinite(r.get("saturated_mean", np.nan))]
+        if sat:
+            s = max(sat, key=lambda r: r["saturated_mean"])
+            out.append(f"{ds}/{arch}: the most saturated activation at the end of training is {s['activation']} "
+                       f"({_pct(s['saturated_mean'])} of hidden values on the probe batch in a flat region).")
+        dr = [r for r in rs if np.isfinite(r.get("delta_ratio_init_mean", np.nan))]
+        if len(dr) > 1 and len(cfg.mlp_widths if arch == "mlp" else "cnn") > 1:
+            lo = min(dr, key=lambda r: r["delta_ratio_init_mean"])
+            hi = max(dr, key=lambda r: r["delta_ratio_init_mean"])
+            out.append(
+                f"{ds}/{arch}: at init the error-term norm of the first hidden layer relative to the last hidden "
+                f"layer ranges from {lo['delta_ratio_init_mean']:.3g} ({lo['activation']}: the signal shrinks most on "
+                f"its way back) to {hi['delta_ratio_init_mean']:.3g} ({hi['activation']})."
+            )
+    # high learning rate
+    for arch in cfg.archs:
+        lrs = lrs_of(cfg, arch)
+        if len(lrs) < 2:
+            continue
+        ds = cfg.datasets[0]
+
+        def get(act: str, lr: float, ds: str = ds, arch: str = arch) -> dict[str, Any] | None:
+            r = [r for r in rows if r["dataset"] == ds and r["arch"] == arch and r["activation"] == act and r["lr"] == lr
+                 and r["rule"] == cfg.rule]
+            return r[0] if r else None
+
+        hi_lr = lrs[1]
+        fam = [a for a in RELU_FAMILY if a in cfg.activations]
+        parts_txt = []
+        for a in fam:
+            r0, r1 = get(a, lrs[0]), get(a, hi_lr)
+            if r0 and r1:
+                parts_txt.append(
+                    f"{a} dead {_pct(r1['dead_mean'])} (± {_pct(r1['dead_std'])}) / silent {_pct(r1['silent_mean'])}, "
+                    f"test accuracy {100 * r1['test_accuracy_mean']:.1f}% "
+                    f"[at lr={lrs[0]:g}: dead {_pct(r0['dead_mean'])}, silent {_pct(r0['silent_mean'])}, "
+                    f"accuracy {100 * r0['test_accuracy_mean']:.1f}%]"
+                    + (f", {r1['n_diverged']} of {r1['n']} seeds diverged" if r1["n_diverged"] else "")
+                )
+        if parts_txt:
+            out.append(f"{ds}/{arch} at the high learning rate {hi_lr:g} (end of training, mean over hidden layers and "
+                       f"seeds): " + "; ".join(parts_txt) + ".")
+        relu1 = get("relu", hi_lr)
+        others = [get(a, hi_lr) for a in ("leaky_relu", "prelu", "elu") if a in cfg.activations]
+        others = [o for o in others if o is not None]
+        if relu1 and others and np.isfinite(relu1["silent_mean"]):
+            died = relu1["silent_mean"] >= 0.1
+            o_silent = {o["activation"]: o["silent_mean"] for o in others}
+            spared = [a for a, v in o_silent.items() if np.isfinite(v) and v <= relu1["silent_mean"] / 2]
+            not_spared = [a for a in o_silent if a not in spared]
+            if died and not not_spared:
+                verdict = (f"Reproduced: plain ReLU units died ({_pct(relu1['silent_mean'])} silent: no error signal "
+                           f"reaches them) while {', '.join(spared)} kept at most half as many silent units.")
+            elif died:
+                verdict = (f"Partly reproduced: plain ReLU units died ({_pct(relu1['silent_mean'])} silent), and "
+                           f"{', '.join(spared) or 'none of the variants'} had at most half as many silent units, but "
+                           f"{', '.join(not_spared)} did not "
+                           f"({', '.join(f'{a} {_pct(o_silent[a])}' for a in not_spared)}).")
+            else:
+                verdict = (f"Not reproduced at lr={hi_lr:g}: plain ReLU ended with only "
+                           f"{_pct(relu1['silent_mean'])} silent units (threshold for 'died': 10%).")
+            out.append(f"{ds}/{arch}: " + verdict + " Leaky/ELU units whose input is <= 0 everywhere still count as "
+                       "'dead' by sign but keep passing a (small) gradient, which is what 'silent' separates.")
+    if costs:
+        ranked = sorted(costs, key=lambda r: r["hand_vs_relu"])
+        cheap, dear = ranked[0], ranked[-1]
+        out.append(
+            f"Forward+backward cost relative to relu (hand rules, {cfg.timing_shape[0]}x{cfg.timing_shape[1]} array): "
+            f"cheapest {cheap['activation']} {cheap['hand_vs_relu']:.2f}x, most expensive {dear['activation']} "
+            f"{dear['hand_vs_relu']:.2f}x; " + ", ".join(f"{r['activation']} {r['hand_vs_relu']:.2f}x" for r in costs)
+            + ". Hand rule / autodiff time per op: "
+            + ", ".join(f"{r['activation']} {r['hand_vs_autodiff']:.2f}" for r in costs) + "."
+        )
+    if rule_rows:
+        mx = max((r["max_abs_diff_train_loss"] for r in rule_rows if np.isfinite(r["max_abs_diff_train_loss"])),
+                 default=float("nan"))
+        mt = max((r["max_abs_diff_test_loss"] for r in rule_rows if np.isfinite(r["max_abs_diff_test_loss"])),
+                 default=float("nan"))
+        ma = max((r["max_abs_diff_test_accuracy"] for r in rule_rows if np.isfinite(r["max_abs_diff_test_accuracy"])),
+                 default=float("nan"))
+        base = f"{cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation}"
+        same = "identical" if mx == 0 else ("identical to float32 rounding" if mx < 1e-3 else "not identical")
+        txt = (f"Hand rule vs autodiff on {base} ({len(rule_rows)} runs: every lr and seed): the per-step training "
+               f"loss curves are {same} (max abs difference {mx:.3g}; test loss {mt:.3g}; test accuracy {ma:.3g}).")
+        if steps:
+            txt += (f" Time per train step (batch {arch_settings(cfg, cfg.compare_arch)['batch']}, one member): hand {steps['hand_ms_per_step']:.3f} ms, "
+                    f"autodiff {steps['autodiff_ms_per_step']:.3f} ms (hand/autodiff {steps['hand_vs_autodiff']:.2f}).")
+        out.append(txt)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(Config, argv, description=__doc__)
+    if cfg.smoke:
+        cfg = dataclasses.replace(cfg, **SMOKE)
+    bad = [a for a in cfg.activations if a not in HIDDEN_ACTIVATIONS]
+    if bad:
+        why = " (an output nonlinearity)" if set(bad) & set(OUTPUT_NONLINEARITIES) else ""
+        raise SystemExit(f"{EXPERIMENT}: activation {bad[0]!r}{why} is not a hidden-layer activation; "
+                         f"choose from {', '.join(HIDDEN_ACTIVATIONS)}")
+    if not cfg.seeds or not cfg.datasets or not cfg.archs or not cfg.activations:
+        raise SystemExit(f"{EXPERIMENT}: seeds, datasets, archs and activations must not be empty")
+    if cfg.compare_rules and cfg.compare_activation not in cfg.activations:
+        raise SystemExit(f"{EXPERIMENT}: --compare-activation {cfg.compare_activation!r} is not among --activations")
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = open_run(cfg, EXPERIMENT, extra={"hidden_activations": list(HIDDEN_ACTIVATIONS),
+                                           "excluded_output_nonlinearities": list(OUTPUT_NONLINEARITIES)})
+    data = {ds: load(ds) for ds in cfg.datasets}
+    configs = grid_configs(cfg)
+    print(f"{EXPERIMENT}: {len(configs)} members ({len(cfg.activations)} activations x archs {list(cfg.archs)} x "
+          f"datasets {list(cfg.datasets)} x lrs x {len(cfg.seeds)} seeds) -> {run.path}", flush=True)
+
+    mesh = cfg.device_mesh()
+    results, interrupted = train_grid(configs, cfg, data, run=run, mesh=mesh)
+    if interrupted:
+        print(f"{EXPERIMENT}: interrupted (Ctrl-C); summarizing the members that were trained", file=sys.stderr)
+    t_train = time.perf_counter() - t0
+
+    parts = [p for p in results]
+    records = [member_record(m) for res in results.values() for m in res.members]
+    rows = summarize(records)
+    for r in rows:  # blank the fractions that do not apply to an activation
+        for k, fam in (("dead", RELU_FAMILY), ("inactive", RELU_FAMILY), ("saturated", SATURATING)):
+            if r["activation"] not in fam:
+                r[f"{k}_mean"] = r[f"{k}_std"] = None
+    rule_rows = rule_comparison(results, cfg) if cfg.compare_rules else []
+
+    costs: list[dict[str, Any]] = []
+    steps: dict[str, float] | None = None
+    if not interrupted:
+        try:
+            costs = activation_costs(list(cfg.activations), tuple(cfg.timing_shape), cfg.timing_rounds)
+            if cfg.compare_rules and cfg.compare_arch in cfg.archs:
+                steps = step_costs(cfg, data[cfg.datasets[0]], cfg.compare_arch, cfg.compare_activation,
+                                   cfg.timing_rounds)
+        except KeyboardInterrupt:
+            interrupted = True
+            print(f"{EXPERIMENT}: interrupted during timing; skipping it", file=sys.stderr)
+
+    # ---------------------------------------------------------------- tables and findings
+    findings = findings_of(cfg, rows, parts, costs, steps, rule_rows, interrupted)
+    main_cols = ["dataset", "arch", "activation", "lr", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std",
+                 "test_loss_mean", "test_loss_std", "train_loss_mean", "train_loss_std", "dead_mean", "dead_std",
+                 "saturated_mean", "saturated_std", "silent_mean", "silent_std"]
+    main_rows = [r for r in rows if r["rule"] == cfg.rule and r["lr"] == base_lr(cfg, r["arch"])]
+    high_rows = [r for r in rows if r["rule"] == cfg.rule and r["lr"] != base_lr(cfg, r["arch"])]
+    md = [f"Rule: {cfg.rule}. Adam on softmax cross-entropy; MLP (hidden widths {list(cfg.mlp_widths)}): "
+          f"lr {cfg.mlp_lr:g}, batch {cfg.mlp_batch}, {cfg.mlp_steps} steps; CNN: lr {cfg.cnn_lr:g}, batch "
+          f"{cfg.cnn_batch}, {cfg.cnn_steps} steps; {len(cfg.seeds)} seeds (mean ± std). "
+          f"dead/saturated/silent: fractions at the end of training on a fixed batch of {cfg.probe_size} training "
+          f"examples, averaged over hidden layers (dead: ReLU family only; saturated: logistic, tanh, hard_*; "
+          f"empty = not applicable). train_loss: mean batch loss over the last epoch.", ""]
+    if high_rows:
+        md += ["## High learning rate (dying ReLU)", "",
+               markdown_table([r for r in rows if r["rule"] == cfg.rule and r["arch"] in cfg.high_lr_archs
+                               and r["dataset"] == cfg.datasets[0]],
+                              ["arch", "activation", "lr", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std",
+                               "dead_mean", "dead_std", "inactive_mean", "inactive_std", "silent_mean", "silent_std"]), ""]
+    if costs:
+        md += [f"## Forward+backward cost per activation ({cfg.timing_shape[0]}x{cfg.timing_shape[1]} float32, median "
+               f"of {cfg.timing_rounds} interleaved rounds)", "",
+               markdown_table(costs, ["activation", "hand_us", "hand_vs_relu", "autodiff_us", "autodiff_vs_relu",
+                                      "hand_vs_autodiff"]), ""]
+    if rule_rows:
+        md += [f"## Hand rule vs autodiff ({cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation})", "",
+               markdown_table(rule_rows), ""]
+        if steps:
+            md += [markdown_table([{"rule": r, "ms_per_step": steps[f"{r}_ms_per_step"]} for r in RULES]), ""]
+    md += ["## Findings", "", *[f"- {f}" for f in findings], ""]
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    md += [f"Runtime: {wall:.0f} s wall ({t_train:.0f} s training), {cpu:.0f} s CPU (this process)."]
+    compilations = {f"{ds}/{arch}/{g.name}": g.traces for (ds, arch), res in results.items() for g in res.groups}
+    run.write_summary(
+        [{k: r.get(k) for k in main_cols} for r in main_rows],
+        title=f"Activation ablation ({', '.join(cfg.datasets)}; {', '.join(cfg.archs)})",
+        notes="\n".join(md),
+        extra={
+            "all_rows": rows, "high_lr_rows": high_rows, "activation_costs": costs, "step_costs": steps,
+            "rule_comparison": rule_rows, "findings": findings, "interrupted": interrupted,
+            "excluded_output_nonlinearities": list(OUTPUT_NONLINEARITIES), "compilations": compilations,
+            "runtime_s": {"wall": wall, "train_wall": t_train, "cpu": cpu},
+            "mesh": None if mesh is None else dict(mesh.shape),
+        },
+    )
+
+    # ---------------------------------------------------------------- plots
+    arrays: dict[str, np.ndarray] = {}
+    if parts:
+        plot_accuracy(run, rows, cfg, parts)
+        arrays = plot_learning_curves(run, results, cfg, parts)
+        plot_delta_norms(run, results, cfg, parts)
+        plot_dead_saturated(run, results, cfg, parts)
+        if any(len(lrs_of(cfg, a)) > 1 for a in cfg.archs):
+            plot_high_lr(run, rows, cfg)
+        if rule_rows:
+            plot_rule_comparison(run, results, cfg)
+    if costs:
+        plot_timing(run, costs, steps, cfg)
+    if arrays:
+        run.save_arrays("curves", **arrays)
+    for f in findings:
+        print(f"- {f}")
+    print(f"{EXPERIMENT}: done in {time.perf_counter() - t0:.0f} s ({time.process_time() - c0:.0f} s CPU); "
+          f"results in {run.path}" + (" (INTERRUPTED: partial results)" if interrupted else ""))
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Smoke test of experiments/activation_ablation.py: runs it with --smoke in a subprocess and checks its outputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "activation_ablation.py"
+PNGS = (
+    "accuracy.png", "learning_curves.png", "delta_norms_mnist1d_mlp.png", "dead_saturated.png",
+    "high_lr_dead.png", "timing.png", "rule_comparison.png",
+)
+
+
+def test_help():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--smoke", "--activations", "--datasets", "--high-lr", "--rule"):
+        assert flag in out.stdout, flag
+
+
+def test_output_nonlinearity_rejected(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--activations", "relu", "softmax", "--out-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode != 0
+    assert "output nonlinearity" in out.stderr
+    assert not (tmp_path / "activation_ablation").exists()
+
+
+@pytest.mark.timeout(600)
+def test_smoke(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(tmp_path), "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=580,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    run = tmp_path / "activation_ablation" / "smoke"
+    for f in ("config.json", "metrics.jsonl", "summary.json", "summary.md", "curves.npz"):
+        assert (run / f).stat().st_size > 0, f
+    for png in PNGS:
+        assert (run / png).stat().st_size > 1000, png
+    assert str(run) in out.stdout
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["findings"] and not summary["interrupted"]
+    rows = summary["rows"]
+    assert {r["activation"] for r in rows} == {"relu", "leaky_relu"}
+    for r in rows:
+        for k in ("dataset", "arch", "lr", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std",
+                  "dead_mean", "silent_mean"):
+            assert k in r, k
+        assert r["n"] == 2
+        assert 0.0 <= r["test_accuracy_mean"] <= 1.0
+    # the high-lr variant trained at a second learning rate
+    assert {r["lr"] for r in summary["high_lr_rows"]} and all(r["lr"] != rows[0]["lr"] for r in summary["high_lr_rows"])
+    # hand rule vs autodiff: the same curves (float32 rounding at most) and timed steps
+    assert summary["rule_comparison"]
+    for r in summary["rule_comparison"]:
+        assert r["max_abs_diff_train_loss"] < 1e-4
+    assert summary["step_costs"]["hand_ms_per_step"] > 0 and summary["step_costs"]["autodiff_ms_per_step"] > 0
+    costs = {r["activation"]: r for r in summary["activation_costs"]}
+    assert set(costs) == {"relu", "leaky_relu"} and costs["relu"]["hand_vs_relu"] == pytest.approx(1.0)
+    # one compilation per (activation, rule) group
+    assert summary["compilations"] and all(v == 1 for v in summary["compilations"].values())
+
+    md = (run / "summary.md").read_text()
+    assert "| --- |" in md and "## Findings" in md and "softmax" in md
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["smoke"] is True
+    assert "softmax" in config["excluded_output_nonlinearities"]
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert "delta_norms" in first and "dead_fraction" in first
