@@ -1,6 +1,7 @@
 """Smoke test of experiments/activation_ablation.py: runs it with --smoke in a subprocess and checks its outputs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,12 +33,22 @@ def test_output_nonlinearity_rejected(tmp_path):
     assert not (tmp_path / "activation_ablation").exists()
 
 
-@pytest.mark.timeout(600)
-def test_smoke(tmp_path):
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(tmp_path), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=580,
+def _run_smoke(out_dir: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(out_dir), "--no-progress", *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=580, env=env,
     )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("aa_smoke")
+    return tmp_path, _run_smoke(tmp_path)
+
+
+@pytest.mark.timeout(600)
+def test_smoke(smoke_run):
+    tmp_path, out = smoke_run
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     run = tmp_path / "activation_ablation" / "smoke"
     for f in ("config.json", "metrics.jsonl", "summary.json", "summary.md", "curves.npz"):
@@ -75,3 +86,25 @@ def test_smoke(tmp_path):
     assert "softmax" in config["excluded_output_nonlinearities"]
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert "delta_norms" in first and "dead_fraction" in first
+
+
+@pytest.mark.timeout(900)
+def test_grid_sharded_over_8_devices_matches_unsharded(smoke_run, tmp_path):
+    """The same grid with its members split over 8 simulated CPU devices gives the same results."""
+    base_dir, base = smoke_run
+    assert base.returncode == 0, base.stderr[-4000:]
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    out = _run_smoke(tmp_path, "--mesh", "grid=8", env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    sharded = json.loads((tmp_path / "activation_ablation" / "smoke" / "summary.json").read_text())
+    plain = json.loads((base_dir / "activation_ablation" / "smoke" / "summary.json").read_text())
+    assert sharded["mesh"] == {"grid": 8} and plain["mesh"] is None
+    for key in ("rows", "high_lr_rows"):
+        assert len(sharded[key]) == len(plain[key]) > 0
+        for a, b in zip(sharded[key], plain[key]):
+            assert (a["dataset"], a["arch"], a["activation"], a["lr"]) == (b["dataset"], b["arch"], b["activation"], b["lr"])
+            for metric in ("test_accuracy_mean", "dead_mean"):
+                assert a[metric] == pytest.approx(b[metric], abs=1e-6), (key, a["activation"], metric)
+            for metric in [m for m in a if m.endswith("loss_mean")]:
+                assert a[metric] == pytest.approx(b[metric], rel=1e-5, abs=1e-6), (key, a["activation"], metric)
