@@ -1,40 +1,20 @@
 """Smoke test of experiments/gradient_stability.py: runs it with --smoke in a subprocess and checks its outputs."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from _experiment_smoke import run_help, run_smoke
+
+NAME = "gradient_stability"
 PNGS = ("loss_curves.png", "grad_norms.png")
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "gradient_stability.py"
 
 
 def test_help():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "--smoke" in out.stdout
+    run_help(NAME)
 
 
 @pytest.mark.timeout(600)
 def test_smoke(tmp_path):
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(tmp_path), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=580,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    run = tmp_path / "gradient_stability" / "smoke"
-    for f in ("config.json", "metrics.jsonl", "summary.json", "summary.md"):
-        assert (run / f).stat().st_size > 0, f
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["rows"] and summary["findings"]
-    md = (run / "summary.md").read_text()
-    assert "| --- |" in md and "## Findings" in md
-    for png in PNGS:
-        assert (run / png).stat().st_size > 1000, png
-    assert str(run) in out.stdout
+    run, summary = run_smoke(NAME, tmp_path, PNGS)
     row = summary["rows"][0]
     for k in ("scenario", "variant", "n_diverged", "grad_norm_max_mean", "train_loss_mean"):
         assert k in row

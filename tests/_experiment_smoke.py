@@ -1,0 +1,44 @@
+"""Shared steps of the experiment smoke tests: run a script in a subprocess, check what it wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def script_path(name: str) -> Path:
+    return REPO / "experiments" / f"{name}.py"
+
+
+def run_help(name: str) -> str:
+    """``--help`` exits 0; returns its text."""
+    out = subprocess.run([sys.executable, str(script_path(name)), "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--smoke" in out.stdout
+    return out.stdout
+
+
+def run_smoke(name: str, out_dir: Path, pngs: tuple[str, ...], *, timeout: int = 580) -> tuple[Path, dict[str, Any]]:
+    """Run ``--smoke`` into ``out_dir``; check the run directory's files; return it and the summary."""
+    out = subprocess.run(
+        [sys.executable, str(script_path(name)), "--smoke", "--out-dir", str(out_dir), "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    run = out_dir / name / "smoke"
+    for f in ("config.json", "metrics.jsonl", "summary.json", "summary.md"):
+        assert (run / f).stat().st_size > 0, f
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["rows"] and summary["findings"]
+    md = (run / "summary.md").read_text()
+    assert "| --- |" in md and "## Findings" in md
+    for png in pngs:
+        assert (run / png).stat().st_size > 1000, png
+    assert str(run) in out.stdout
+    return run, summary
