@@ -865,14 +865,18 @@ def _log_softmax(x, axis):
 
 
 def _log_softmax_fwd(x, axis):
-    y = _log_softmax.fun(x, axis)
-    return y, y
+    # The forward already has exp(z) and its sum: save p = softmax(x) so the backward needs
+    # no second exp (the same forward as the primal, written out to keep p).
+    z = _shift_by_max(x, axis)
+    e = jnp.exp(z)
+    s = jnp.sum(e, axis=axis, keepdims=True)
+    return z - jnp.log(s), e / s
 
 
-# d/dx log_softmax: dL/dx = g - softmax(x) * sum(g),  softmax(x) = exp(y)
+# d/dx log_softmax: dL/dx = g - p * sum(g),  p = softmax(x) = exp(y)
 # kinks: none (smooth)
-def _log_softmax_bwd(axis, y, g):
-    return (g - jnp.exp(y) * jnp.sum(g, axis=axis, keepdims=True),)
+def _log_softmax_bwd(axis, p, g):
+    return (g - p * jnp.sum(g, axis=axis, keepdims=True),)
 
 
 _log_softmax.defvjp(_log_softmax_fwd, _log_softmax_bwd)
