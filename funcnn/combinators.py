@@ -18,11 +18,25 @@ from funcnn._layer import Layer, check_rule
 __all__ = ["serial", "leaf_layers"]
 
 
-def _split(key: Any, n: int) -> tuple[Any, ...]:
-    """One key per child (``None`` for each when no key was given)."""
+def split_keys(key: Any, n: int) -> tuple[Any, ...]:
+    """The keys ``serial`` hands its ``n`` children: one each (``None`` each when no key).
+
+    Code that walks a serial model layer by layer (e.g. :mod:`funcnn.diagnostics`) uses this
+    so its dropout masks equal the ones ``model.apply`` draws.
+    """
     if key is None:
         return (None,) * n
     return tuple(jax.random.split(key, n)) if n else ()
+
+
+def check_child_trees(fn: str, n: int, params: Any, state: Any) -> None:
+    """Raise ValueError unless ``params`` and ``state`` are tuples of ``n`` entries, as serial's init returns."""
+    for what, tree in (("params", params), ("state", state)):
+        if not isinstance(tree, tuple) or len(tree) != n:
+            raise ValueError(
+                f"{fn}: {what} must be a tuple of {n} entries (one per layer, as init returns), "
+                f"got {type(tree).__name__} of length {len(tree) if hasattr(tree, '__len__') else '?'}"
+            )
 
 
 def _common_rule(layers: tuple[Layer, ...]) -> str | None:
@@ -77,25 +91,16 @@ def serial(*layers: Layer, rule: str | None = None) -> Layer:
     def init(key, in_shape):
         shape = in_shape
         params, states = [], []
-        for child, k in zip(children, _split(key, n)):
+        for child, k in zip(children, split_keys(key, n)):
             shape, p, s = child.init(k, shape)
             params.append(p)
             states.append(s)
         return shape, tuple(params), tuple(states)
 
     def apply(params, state, x, *, key=None, train=False):
-        if not isinstance(params, tuple) or len(params) != n:
-            raise ValueError(
-                f"serial: params must be a tuple of {n} entries (one per layer, as init returns), "
-                f"got {type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}"
-            )
-        if not isinstance(state, tuple) or len(state) != n:
-            raise ValueError(
-                f"serial: state must be a tuple of {n} entries (one per layer, as init returns), "
-                f"got {type(state).__name__} of length {len(state) if hasattr(state, '__len__') else '?'}"
-            )
+        check_child_trees("serial", n, params, state)
         new_states = []
-        for child, p, s, k in zip(children, params, state, _split(key, n)):
+        for child, p, s, k in zip(children, params, state, split_keys(key, n)):
             x, s = child.apply(p, s, x, key=k, train=train)
             new_states.append(s)
         return x, tuple(new_states)

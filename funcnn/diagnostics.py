@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn._layer import Layer
+from funcnn.combinators import check_child_trees, split_keys
 
 __all__ = [
     "RELU_FAMILY",
@@ -87,29 +88,13 @@ def _check_model(fn: str, model: Any) -> None:
         )
 
 
-def _split(key: Any, n: int) -> tuple[Any, ...]:
-    # The split serial uses, so a dropout mask here equals the one model.apply draws.
-    if key is None:
-        return (None,) * n
-    return tuple(jax.random.split(key, n)) if n else ()
-
-
 def _flatten(layer: Layer, params: Any, state: Any, key: Any, path: str = "") -> list[_Node]:
     """Leaf layers in application order, each with its params, state and key."""
     if layer.kind == "serial" and layer.children:
         n = len(layer.children)
-        if not isinstance(params, tuple) or len(params) != n:
-            raise ValueError(
-                f"{layer.name}: params must be a tuple of {n} entries (one per layer, as init "
-                f"returns), got {type(params).__name__}"
-            )
-        if not isinstance(state, tuple) or len(state) != n:
-            raise ValueError(
-                f"{layer.name}: state must be a tuple of {n} entries (one per layer, as init "
-                f"returns), got {type(state).__name__}"
-            )
+        check_child_trees(layer.name, n, params, state)
         nodes = []
-        for i, (child, p, s, k) in enumerate(zip(layer.children, params, state, _split(key, n))):
+        for i, (child, p, s, k) in enumerate(zip(layer.children, params, state, split_keys(key, n))):
             nodes += _flatten(child, p, s, k, f"{path}.{i}" if path else str(i))
         return nodes
     return [_Node(f"{path or '0'}:{layer.name}", layer, params, state, key)]
