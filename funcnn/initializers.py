@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn._checks import check_choice
+from funcnn.activations import ACTIVATION_NAMES
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -404,22 +405,7 @@ def orthogonal(gain: float = 1.0) -> Initializer:
 # gains
 # ---------------------------------------------------------------------------------------
 
-GAIN_NAMES: tuple[str, ...] = (
-    "linear",
-    "logistic",
-    "tanh",
-    "hard_logistic",
-    "hard_tanh",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "swish",
-    "softplus",
-    "gelu",
-    "softmax",
-    "log_softmax",
-)
+GAIN_NAMES: tuple[str, ...] = ("linear", *ACTIVATION_NAMES)
 
 # keyword arguments each activation accepts (mirrors funcnn.activations' signatures)
 _GAIN_KWARGS: dict[str, dict[str, Any]] = {
