@@ -24,14 +24,19 @@ def run_help(name: str) -> str:
     return out.stdout
 
 
-def run_smoke(name: str, out_dir: Path, pngs: tuple[str, ...], *, timeout: int = 580) -> tuple[Path, dict[str, Any]]:
-    """Run ``--smoke`` into ``out_dir``; check the run directory's files; return it and the summary."""
+def run_script_smoke(name: str, out_dir: Path, *, timeout: int = 580) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run ``--smoke`` into ``out_dir``; check it exited 0; return its run directory and the process."""
     out = subprocess.run(
         [sys.executable, str(script_path(name)), "--smoke", "--out-dir", str(out_dir), "--no-progress"],
         cwd=REPO, capture_output=True, text=True, timeout=timeout,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    run = out_dir / name / "smoke"
+    return out_dir / name / "smoke", out
+
+
+def run_smoke(name: str, out_dir: Path, pngs: tuple[str, ...], *, timeout: int = 580) -> tuple[Path, dict[str, Any]]:
+    """Run ``--smoke`` into ``out_dir``; check the run directory's files; return it and the summary."""
+    run, out = run_script_smoke(name, out_dir, timeout=timeout)
     for f in ("config.json", "metrics.jsonl", "summary.json", "summary.md"):
         assert (run / f).stat().st_size > 0, f
     summary = json.loads((run / "summary.json").read_text())

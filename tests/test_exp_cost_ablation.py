@@ -1,30 +1,22 @@
 """Smoke test of experiments/cost_ablation.py: runs it with --smoke and checks its outputs."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "cost_ablation.py"
+from _experiment_smoke import run_help, run_script_smoke
+
+NAME = "cost_ablation"
 
 
 def test_help():
-    r = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "log-likelihood" in r.stdout and "--smoke" in r.stdout
+    stdout = run_help(NAME)
+    assert "log-likelihood" in stdout and "--smoke" in stdout
 
 
 @pytest.mark.timeout(300)
 def test_smoke(tmp_path):
-    r = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(tmp_path), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    run = tmp_path / "cost_ablation" / "smoke"
+    run, _ = run_script_smoke(NAME, tmp_path, timeout=300)
     for name in ("config.json", "metrics.jsonl", "summary.json", "summary.md", "cost_ablation.png"):
         assert (run / name).exists(), name
     assert (run / "cost_ablation.png").stat().st_size > 1000
