@@ -18,6 +18,20 @@ from funcnn.conv import _prepare_conv, conv_macs, conv_output_size
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 
 
+# Channels-last layouts per number of spatial dims: (input, kernel, output).
+_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+
+
+def _conv_twin(fn, ndim, x, w, b, stride, padding, dilation):
+    """The plain forward both twins share: validate, one ``lax.conv_general_dilated``, add the bias."""
+    x, w, b, strides, pads, dilations = _prepare_conv(fn, x, w, b, stride, padding, dilation, ndim)
+    y = lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
+        dimension_numbers=_DIMENSION_NUMBERS[ndim],
+    )
+    return y if b is None else y + b
+
+
 def conv2d(
     x: jax.typing.ArrayLike,
     w: jax.typing.ArrayLike,
@@ -28,12 +42,7 @@ def conv2d(
     dilation: int | Sequence[int] = 1,
 ) -> jax.Array:
     """Autodiff twin of :func:`funcnn.conv.conv2d`: x (N, H, W, C_in), w (KH, KW, C_in, C_out) -> (N, H', W', C_out)."""
-    x, w, b, strides, pads, dilations = _prepare_conv("conv2d", x, w, b, stride, padding, dilation, 2)
-    y = lax.conv_general_dilated(
-        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
-    return y if b is None else y + b
+    return _conv_twin("conv2d", 2, x, w, b, stride, padding, dilation)
 
 
 def conv1d(
@@ -46,9 +55,4 @@ def conv1d(
     dilation: int | Sequence[int] = 1,
 ) -> jax.Array:
     """Autodiff twin of :func:`funcnn.conv.conv1d`: x (N, W, C_in), w (K, C_in, C_out) -> (N, W', C_out)."""
-    x, w, b, strides, pads, dilations = _prepare_conv("conv1d", x, w, b, stride, padding, dilation, 1)
-    y = lax.conv_general_dilated(
-        x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
-        dimension_numbers=("NWC", "WIO", "NWC"),
-    )
-    return y if b is None else y + b
+    return _conv_twin("conv1d", 1, x, w, b, stride, padding, dilation)
