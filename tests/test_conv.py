@@ -383,6 +383,17 @@ def test_input_grad_algorithms(stride, padding, dilation, max_c_in, monkeypatch)
     _assert_matches_twin(1, x1, w1, b1, stride=stride if isinstance(stride, int) else 2, padding="SAME")
 
 
+@pytest.mark.parametrize("stride,padding,dilation", GRID_2D)
+@pytest.mark.parametrize("max_c_in", [0, 64], ids=["conv-path", "taps-path"])
+def test_forward_algorithms(stride, padding, dilation, max_c_in, monkeypatch):
+    """The forward as one XLA convolution and as the fused sum over taps, on every geometry."""
+    monkeypatch.setattr(hand, "_TAPS_MAX_C_IN", max_c_in)
+    x, w, b = _arrays(2, (7, 6), (3, 2))
+    _assert_matches_twin(2, x, w, b, stride=stride, padding=padding, dilation=dilation)
+    x1, w1, b1 = _arrays(1, (9,), (3,), bias=False)
+    _assert_matches_twin(1, x1, w1, b1, stride=stride if isinstance(stride, int) else 2, padding="SAME")
+
+
 def test_many_channels_matches_twin():
     """C_in above the scatter threshold (default path for wide layers), float32 and float64."""
     rng = np.random.default_rng(3)
