@@ -260,6 +260,8 @@ def _conv2d_fwd(x, w, b, strides, pads, dilations):
 #   has 1-3 channels vectorizes badly (LeNet conv1: ~4-8x slower than this, BENCHMARKS.md).
 # - "conv" (otherwise): the full convolution with the flipped kernel, as one XLA convolution.
 _SCATTER_MAX_C_IN = 4
+# The flipped-kernel convolution computes at least this many dx channels (zero-padded).
+_DX_MIN_CHANNELS = 16
 
 
 def _tap_slices(k_sizes, strides, dilations, out_sizes):
@@ -330,8 +332,15 @@ def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
         k_eff = d * (k - 1) + 1
         r = n + lo + hi - k_eff - (out - 1) * s
         pads_t.append((k_eff - 1 - lo, k_eff - 1 - hi + r))
-    if w.shape[2] <= _SCATTER_MAX_C_IN:
+    c_in = w.shape[2]
+    if c_in <= _SCATTER_MAX_C_IN:
         return _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations)
+    if c_in < _DX_MIN_CHANNELS:
+        # dx has only C_in channels: XLA's CPU convolution writes a few output channels
+        # slowly, so the kernel gets zero channels up to _DX_MIN_CHANNELS and the extra
+        # (all-zero) outputs are dropped (LeNet conv2, 6 channels: ~1 ms of a 14 ms step).
+        w = jnp.pad(w, ((0, 0), (0, 0), (0, _DX_MIN_CHANNELS - c_in), (0, 0)))
+        return _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations)[..., :c_in]
     w_flipped = w[::-1, ::-1]  # spatial flip: correlation -> convolution
     if strides == (1, 1):
         # In/out swap materialized (the kernel is tiny): the standard NHWC/HWIO layout is

@@ -373,10 +373,14 @@ def test_geometry_helper_errors():
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [GRID_2D[i] for i in (1, 5, 7, 10)])
-@pytest.mark.parametrize("max_c_in", [0, 64], ids=["conv-path", "scatter-path"])
-def test_input_grad_algorithms(stride, padding, dilation, max_c_in, monkeypatch):
-    """dx through the flipped-kernel convolution and through the patch scatter (col2im)."""
+@pytest.mark.parametrize(
+    "max_c_in,min_dx", [(0, 0), (0, 16), (64, 0)], ids=["conv-path", "conv-path-padded", "scatter-path"]
+)
+def test_input_grad_algorithms(stride, padding, dilation, max_c_in, min_dx, monkeypatch):
+    """dx through the flipped-kernel convolution (with and without zero-padded dx channels)
+    and through the patch scatter (col2im)."""
     monkeypatch.setattr(hand, "_SCATTER_MAX_C_IN", max_c_in)
+    monkeypatch.setattr(hand, "_DX_MIN_CHANNELS", min_dx)
     x, w, b = _arrays(2, (7, 6), (3, 2))
     _assert_matches_twin(2, x, w, b, stride=stride, padding=padding, dilation=dilation)
     x1, w1, b1 = _arrays(1, (9,), (3,))
