@@ -13,7 +13,8 @@ Train steps (issue 5, item 2): LeNet-5 on 28x28x1 and a 4-layer MLP 784-256-256-
 
 The funcnn step is the engine's own :func:`funcnn.train.make_train_step` (jitted, with its
 loss/gradient-norm metrics) with ``optax.adam(1e-3)`` and softmax cross-entropy, parameters
-and optimizer state threaded from call to call. The three are timed *interleaved* in one
+and optimizer state threaded from call to call; also the same step with ``norms=False`` (no
+gradient/update norms: the work the PyTorch step does). All are timed *interleaved* in one
 process (``benchmarks/_timing.py``); reported: median and IQR per step, steps/s, and the
 median of per-round ratios (hand vs PyTorch in steps/s: > 1 means funcnn is faster).
 
@@ -94,11 +95,13 @@ def _step_args(model, x: np.ndarray, y: np.ndarray, optimizer) -> tuple:
     return params, optimizer.init(params), state, jnp.asarray(x), jnp.asarray(y), jax.random.PRNGKey(1)
 
 
-def funcnn_step_fn(case: ModelCase, rule: str, x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+def funcnn_step_fn(
+    case: ModelCase, rule: str, x: np.ndarray, y: np.ndarray, *, norms: bool = True
+) -> Callable[[], Any]:
     """A zero-argument callable: one jitted funcnn train step, threading params/opt state."""
     model = case.build(rule)
     opt = make_optimizer()
-    step = make_train_step(model, LOSS, opt)
+    step = make_train_step(model, LOSS, opt, norms=norms)
     params, opt_state, state, xj, yj, key = _step_args(model, x, y, opt)
     carry = [params, opt_state, state]
 
@@ -129,7 +132,11 @@ def run_steps(
     rows = []
     for case in models if models is not None else MODELS:
         x, y = _data(case)
-        fns = {"hand": funcnn_step_fn(case, "hand", x, y), "autodiff": funcnn_step_fn(case, "autodiff", x, y)}
+        fns = {
+            "hand": funcnn_step_fn(case, "hand", x, y),
+            "autodiff": funcnn_step_fn(case, "autodiff", x, y),
+            "lean": funcnn_step_fn(case, "hand", x, y, norms=False),
+        }
         torch_desc = None
         if have_torch:
             tstep, torch_desc = torch_models.make_torch_step(
@@ -141,6 +148,7 @@ def run_steps(
                "hand_vs_autodiff": ratio_stats(raw, "autodiff", "hand")}
         if "torch" in raw:
             row["hand_vs_torch"] = ratio_stats(raw, "torch", "hand")
+            row["lean_vs_torch"] = ratio_stats(raw, "torch", "lean")
         rows.append(row)
         if verbose:
             print(f"[bench_train] {case.name}: " + ", ".join(
@@ -234,10 +242,10 @@ def _met(ok: bool) -> str:
 
 def steps_markdown(res: dict[str, Any]) -> str:
     lines = [
-        "| model | funcnn hand ms (median ± IQR) | funcnn autodiff ms | PyTorch eager ms | "
+        "| model | funcnn hand ms (median ± IQR) | funcnn autodiff ms | hand, norms=False ms | PyTorch eager ms | "
         "hand steps/s | autodiff steps/s | PyTorch steps/s | hand vs autodiff (x faster) | "
-        "hand vs PyTorch (x, steps/s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "hand vs PyTorch (x, steps/s) | hand norms=False vs PyTorch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     targets = []
     for row in res["rows"]:
@@ -246,21 +254,26 @@ def steps_markdown(res: dict[str, Any]) -> str:
         lines.append(
             f"| {row['model']} | {_ms(st['hand'].median)} ± {_ms(st['hand'].iqr)} "
             f"| {_ms(st['autodiff'].median)} ± {_ms(st['autodiff'].iqr)} "
+            f"| {_ms(st['lean'].median)} ± {_ms(st['lean'].iqr)} "
             f"| {f'{_ms(t.median)} ± {_ms(t.iqr)}' if t else 'skipped'} "
             f"| {1 / st['hand'].median:.0f} | {1 / st['autodiff'].median:.0f} | {f'{1 / t.median:.0f}' if t else '—'} "
-            f"| {_ratio(row['hand_vs_autodiff'])} | {_ratio(row['hand_vs_torch']) if t else '—'} |"
+            f"| {_ratio(row['hand_vs_autodiff'])} | {_ratio(row['hand_vs_torch']) if t else '—'} "
+            f"| {_ratio(row['lean_vs_torch']) if t else '—'} |"
         )
         if t:
-            r = row["hand_vs_torch"].median
+            r, lean = row["hand_vs_torch"].median, row["lean_vs_torch"].median
             targets.append(f"- {row['model']}, hand rules vs PyTorch eager (target >= 1.0 in steps/s): "
-                           f"{r:.2f} — {_met(r >= 1.0)}")
+                           f"{r:.2f} — {_met(r >= 1.0)} (without the per-step gradient and update norms, "
+                           f"the work PyTorch's step does: {lean:.2f})")
         else:
             targets.append(f"- {row['model']} vs PyTorch: not measured (PyTorch absent)")
     descs = sorted({r["torch_desc"] for r in res["rows"] if r["torch_desc"]})
     foot = [
         "",
         f"Ratios are medians of per-round ratios (rounds = {res['rows'][0]['rounds'] if res['rows'] else 0}, "
-        "[q25, q75] in brackets); > 1 means the funcnn hand-rule step is faster.",
+        "[q25, q75] in brackets); > 1 means the funcnn hand-rule step is faster. The funcnn step "
+        "also computes the global gradient and update norms (`make_train_step`'s metrics); "
+        "`norms=False` leaves them out, the same work as the PyTorch step.",
         f"PyTorch: {res['torch_note']}" + (f"; {', '.join(descs)}" if descs else "") + ".",
         "",
         *targets,

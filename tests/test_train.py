@@ -119,6 +119,13 @@ def test_step_equals_manual_optax_update_and_loss_decreases():
     np.testing.assert_allclose(m["loss"], ref["loss"], rtol=1e-6)
     np.testing.assert_allclose(m["grad_norm"], np_norm(ref["grads"]), rtol=1e-5)
     np.testing.assert_allclose(m["update_norm"], np_norm(ref["updates"]), rtol=1e-5)
+    lean = make_train_step(model, xent, opt, norms=False)
+    p2, o2, _, m2 = lean(params, opt_state, state, x, y, key)
+    assert set(m2) == {"loss"}
+    for a, b in zip(jax.tree.leaves((p2, o2)), jax.tree.leaves((p1, o1)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="make_train_step: norms must be True or False"):
+        make_train_step(model, xent, opt, norms="yes")
     np.testing.assert_allclose(ref["eval"]["loss"], ref["loss_all"], rtol=1e-5)
     np.testing.assert_allclose(ref["eval"]["accuracy"], ref["accuracy"])
 

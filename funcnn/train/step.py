@@ -97,7 +97,12 @@ def make_objective(model: Layer, loss_fn: LossFn | str) -> Callable[..., tuple[j
 
 
 def make_train_step(
-    model: Layer, loss_fn: LossFn | str, optimizer: optax.GradientTransformation, *, jit: bool = True
+    model: Layer,
+    loss_fn: LossFn | str,
+    optimizer: optax.GradientTransformation,
+    *,
+    jit: bool = True,
+    norms: bool = True,
 ) -> TrainStep:
     """A train step: one gradient update of ``model`` on a batch.
 
@@ -109,15 +114,22 @@ def make_train_step(
         :data:`LOSS_NAMES`.
       optimizer: any optax ``GradientTransformation`` (schedules, chains, clipping).
       jit: return ``jax.jit(step)`` (default) or the plain function (to vmap or scan it).
+      norms: compute ``grad_norm`` and ``update_norm`` (default). With ``norms=False``
+        ``metrics`` holds only ``loss``; the update is the same. The two norms are two extra
+        passes over every parameter-sized array: ~20% of an MLP step on a 2-core CPU
+        (BENCHMARKS.md). :func:`fit` and :func:`run_grid` always compute them (a
+        non-finite gradient norm is how they detect divergence).
 
     The step takes ``x`` ``(B, ...)``, ``y`` ``(B, ...)`` and a ``jax.random`` key (used by
     stochastic layers such as dropout). ``metrics`` holds scalars: ``loss`` (on the batch,
     at the params *before* the update), ``grad_norm`` (global L2 norm of the gradient) and
-    ``update_norm`` (global L2 norm of the applied update). The step is a pure function of
-    its arguments.
+    ``update_norm`` (global L2 norm of the applied update); the last two unless
+    ``norms=False``. The step is a pure function of its arguments.
     """
     check_model("make_train_step", model)
     check_optimizer("make_train_step", optimizer)
+    if not isinstance(norms, bool):
+        raise TypeError(f"make_train_step: norms must be True or False, got {norms!r}")
     objective = make_objective(model, resolve_loss(loss_fn, "make_train_step"))
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
@@ -125,11 +137,10 @@ def make_train_step(
         (loss, new_state), grads = grad_fn(params, state, x, y, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        metrics = {
-            "loss": loss,
-            "grad_norm": global_norm(grads),
-            "update_norm": global_norm(updates),
-        }
+        metrics = {"loss": loss}
+        if norms:
+            metrics["grad_norm"] = global_norm(grads)
+            metrics["update_norm"] = global_norm(updates)
         return params, opt_state, new_state, metrics
 
     return jax.jit(step) if jit else step
