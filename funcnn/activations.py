@@ -52,6 +52,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._checks import check_array, check_float, shape_of
+from funcnn._reduce import sum_leading
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -207,6 +208,8 @@ def _times_vanishing(a: jax.Array, b: jax.Array) -> jax.Array:
 
 def _sum_to_shape(t: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """Sum a broadcast gradient ``t`` back down to a parameter's ``shape``."""
+    if len(shape) == 1 and t.ndim > 1 and shape[0] == t.shape[-1]:
+        return sum_leading(t)  # per-channel parameter: the common case, a fast path
     lead = t.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1

@@ -33,6 +33,7 @@ from jax import lax
 
 from funcnn._checks import as_tuple, check_float, check_same_dtype, shape_of
 from funcnn._geometry import Padding, output_sizes, resolve_padding
+from funcnn._reduce import sum_leading
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 
@@ -398,7 +399,7 @@ def _conv2d_bwd(strides, pads, dilations, res, g):
     x, w, b = res
     dx = _conv2d_input_grad(g, w, x.shape[1:3], strides, pads, dilations)
     dw = _conv2d_kernel_grad(x, g, w.shape[:2], strides, pads, dilations)
-    db = None if b is None else jnp.sum(g, axis=(0, 1, 2)).astype(b.dtype)
+    db = None if b is None else sum_leading(g).astype(b.dtype)
     return dx.astype(x.dtype), dw.astype(w.dtype), db
 
 

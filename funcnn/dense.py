@@ -19,6 +19,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._checks import check_array, check_float, check_same_dtype, shape_of
+from funcnn._reduce import sum_leading
 
 __all__ = ["dense"]
 
@@ -92,7 +93,7 @@ def _dense_bwd(res, g):
     # Contract the named axes directly (no transposes or reshapes for XLA to materialize).
     dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))
     dw = lax.dot_general(x, g, ((lead, lead), ((), ())))
-    db = g.sum(axis=lead) if has_bias else None
+    db = sum_leading(g) if has_bias else None
     return dx, dw, db
 
 

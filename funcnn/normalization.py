@@ -29,6 +29,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._checks import check_float, check_same_dtype, shape_of
+from funcnn._reduce import sum_leading
 
 __all__ = ["batch_norm", "batch_norm_stats", "batch_norm_inference"]
 
@@ -78,10 +79,6 @@ def _validate_batch_norm(fn: str, x: Any, gamma: Any, beta: Any, eps: Any) -> fl
     return _check_eps(fn, eps)
 
 
-def _stat_axes(ndim: int) -> tuple[int, ...]:
-    return tuple(range(ndim - 1))
-
-
 # ---------------------------------------------------------------------------
 # Statistics and inference (plain jnp: no rule of interest)
 # ---------------------------------------------------------------------------
@@ -106,9 +103,9 @@ def batch_norm_stats(x: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """
     xs = _check_x("batch_norm_stats", x)
     x = jnp.asarray(x)
-    axes = _stat_axes(len(xs))
-    mean = jnp.mean(x, axis=axes)
-    var = jnp.mean(jnp.square(x - mean), axis=axes)
+    m = math.prod(xs[:-1])
+    mean = sum_leading(x) / m
+    var = sum_leading(jnp.square(x - mean)) / m
     return mean, var
 
 
@@ -185,10 +182,10 @@ def batch_norm(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, eps: float = 1e-
 
 def _normalize(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
     """``(xhat, 1/sqrt(var + eps))`` with batch statistics over every axis but the last."""
-    axes = _stat_axes(x.ndim)
-    mu = jnp.mean(x, axis=axes)
+    m = math.prod(x.shape[:-1])
+    mu = sum_leading(x) / m
     xc = x - mu
-    inv_std = lax.rsqrt(jnp.mean(xc * xc, axis=axes) + eps)
+    inv_std = lax.rsqrt(sum_leading(xc * xc) / m + eps)
     return xc * inv_std, inv_std
 
 
@@ -207,10 +204,9 @@ def _batch_norm_fwd(x, gamma, beta, eps):
 # dgamma = sum(g xhat) ;  dbeta = sum g   (sums over the M values of each channel)
 def _batch_norm_bwd(eps, res, g):
     xhat, inv_std, gamma = res
-    axes = _stat_axes(g.ndim)
     m = math.prod(xhat.shape[:-1])
-    sum_g = jnp.sum(g, axis=axes)
-    sum_gx = jnp.sum(g * xhat, axis=axes)
+    sum_g = sum_leading(g)
+    sum_gx = sum_leading(g * xhat)
     dx = (gamma * inv_std / m) * (m * g - sum_g - xhat * sum_gx)
     return dx, sum_gx, sum_g
 
