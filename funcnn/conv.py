@@ -399,7 +399,8 @@ def _conv2d_bwd(strides, pads, dilations, res, g):
     x, w, b = res
     dx = _conv2d_input_grad(g, w, x.shape[1:3], strides, pads, dilations)
     dw = _conv2d_kernel_grad(x, g, w.shape[:2], strides, pads, dilations)
-    db = None if b is None else sum_leading(g).astype(b.dtype)
+    # The bias error map is also the kernel gradient's input; see sum_leading on min_channels.
+    db = None if b is None else sum_leading(g, min_channels=16).astype(b.dtype)
     return dx.astype(x.dtype), dw.astype(w.dtype), db
 
 

@@ -18,6 +18,8 @@ def test_sum_leading_equals_sum_over_leading_axes(shape):
     want = x.sum(axis=tuple(range(len(shape) - 1)))
     assert got.shape == (shape[-1],)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
+    unfolded = jax.jit(lambda t: sum_leading(t, min_channels=10**6))(jnp.asarray(x, jnp.float64))
+    np.testing.assert_allclose(np.asarray(unfolded), want, rtol=1e-12, atol=1e-12)
 
 
 def test_fold_factor_divides_rows_and_bounds_the_width():
