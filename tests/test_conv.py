@@ -388,10 +388,14 @@ def test_input_grad_algorithms(stride, padding, dilation, max_c_in, min_dx, monk
 
 
 @pytest.mark.parametrize("stride,padding,dilation", GRID_2D)
-@pytest.mark.parametrize("max_c_in", [0, 64], ids=["conv-path", "taps-path"])
-def test_forward_algorithms(stride, padding, dilation, max_c_in, monkeypatch):
-    """The forward as one XLA convolution and as the fused sum over taps, on every geometry."""
+@pytest.mark.parametrize(
+    "max_c_in,min_c_in", [(0, 0), (0, 8), (64, 0)], ids=["conv-path", "conv-path-padded", "taps-path"]
+)
+def test_forward_algorithms(stride, padding, dilation, max_c_in, min_c_in, monkeypatch):
+    """The forward as one XLA convolution (with and without zero-padded input channels) and
+    as the fused sum over taps, on every geometry."""
     monkeypatch.setattr(hand, "_TAPS_MAX_C_IN", max_c_in)
+    monkeypatch.setattr(hand, "_FWD_MIN_C_IN", min_c_in)
     x, w, b = _arrays(2, (7, 6), (3, 2))
     _assert_matches_twin(2, x, w, b, stride=stride, padding=padding, dilation=dilation)
     x1, w1, b1 = _arrays(1, (9,), (3,), bias=False)
