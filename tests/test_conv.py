@@ -381,6 +381,7 @@ def test_input_grad_algorithms(stride, padding, dilation, max_c_in, min_dx, monk
     and through the patch scatter (col2im)."""
     monkeypatch.setattr(hand, "_SCATTER_MAX_C_IN", max_c_in)
     monkeypatch.setattr(hand, "_DX_MIN_CHANNELS", min_dx)
+    monkeypatch.setattr(hand, "_S2D_MAX_MIN_C", 0)
     x, w, b = _arrays(2, (7, 6), (3, 2))
     _assert_matches_twin(2, x, w, b, stride=stride, padding=padding, dilation=dilation)
     x1, w1, b1 = _arrays(1, (9,), (3,))
@@ -396,10 +397,24 @@ def test_forward_algorithms(stride, padding, dilation, max_c_in, min_c_in, monke
     as the fused sum over taps, on every geometry."""
     monkeypatch.setattr(hand, "_TAPS_MAX_C_IN", max_c_in)
     monkeypatch.setattr(hand, "_FWD_MIN_C_IN", min_c_in)
+    monkeypatch.setattr(hand, "_S2D_MAX_MIN_C", 0)
     x, w, b = _arrays(2, (7, 6), (3, 2))
     _assert_matches_twin(2, x, w, b, stride=stride, padding=padding, dilation=dilation)
     x1, w1, b1 = _arrays(1, (9,), (3,), bias=False)
     _assert_matches_twin(1, x1, w1, b1, stride=stride if isinstance(stride, int) else 2, padding="SAME")
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME", 2, ((2, 0), (1, 3)), 4])
+@pytest.mark.parametrize("sizes,ksizes", [((7, 6), (3, 3)), ((8, 9), (5, 4)), ((5, 5), (3, 5))])
+def test_space_to_depth_path(padding, sizes, ksizes, monkeypatch):
+    """Stride-1 convolutions on 2x2 pixel blocks (forward and dx; odd and even sizes, padding
+    beyond the kernel, so dx's padding is negative) agree with the twin."""
+    monkeypatch.setattr(hand, "_TAPS_MAX_C_IN", 0)
+    monkeypatch.setattr(hand, "_SCATTER_MAX_C_IN", 0)
+    monkeypatch.setattr(hand, "_S2D_MAX_MIN_C", 64)
+    assert hand._use_space_to_depth((*ksizes, C_IN, C_OUT), (1, 1), (1, 1))
+    x, w, b = _arrays(2, sizes, ksizes)
+    _assert_matches_twin(2, x, w, b, padding=padding)
 
 
 def test_many_channels_matches_twin():
