@@ -194,8 +194,9 @@ def conv_macs(
 # The 2-D core: primal, _fwd, _bwd, defvjp
 # --------------------------------------------------------------------------------------
 
-# Forward algorithm, chosen at trace time: with at most this many input channels the
-# forward is a fused sum over taps (:func:`_conv2d_forward_taps`), otherwise one XLA
+# Forward algorithm, chosen at trace time: stride-1 convolutions with few channels on one
+# side run on 2x2 pixel blocks (below); otherwise, with at most this many input channels,
+# the forward is a fused sum over taps (:func:`_conv2d_forward_taps`), else one XLA
 # convolution.
 _TAPS_MAX_C_IN = 4
 # Above that, the XLA convolution gets at least this many input channels (zero-padded).
@@ -302,10 +303,10 @@ def _space_to_depth_correlation(x, w, pads):
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
 def _conv2d_core(x, w, b, strides, pads, dilations):
     """conv2d on validated arrays; ``strides, pads, dilations`` are static tuples."""
-    if w.shape[2] <= _TAPS_MAX_C_IN:
-        y = _conv2d_forward_taps(x, w, strides, pads, dilations)
-    elif _use_space_to_depth(w.shape, strides, dilations):
+    if _use_space_to_depth(w.shape, strides, dilations):
         y = _space_to_depth_correlation(x, w, pads)
+    elif w.shape[2] <= _TAPS_MAX_C_IN:
+        y = _conv2d_forward_taps(x, w, strides, pads, dilations)
     else:
         c_in = w.shape[2]
         if c_in < _FWD_MIN_C_IN:
