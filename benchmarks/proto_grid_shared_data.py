@@ -11,7 +11,7 @@ programs, timed interleaved (ms per member-step, speed-up vs sequential):
   common-random-numbers designs): the first layer's forward and weight gradient become one
   wide matmul over all members instead of 8 narrow ones.
 
-Not used by the library: it measured 1.17x (shared) vs 1.08x (separate), far from the 2x
+Not used by the library: two runs measured 1.04-1.17x (shared) vs 1.08-1.12x (separate), far from the 2x
 target, so the engine keeps per-member data orders (BENCHMARKS.md, notes).
 """
 
