@@ -279,16 +279,8 @@ def _space_to_depth_correlation(x, w, pads):
     negative (a crop), as in :func:`lax.pad`.
     """
     kh, kw, c_in, c_out = w.shape
-    n, h, wd, _ = x.shape
-    ho = h + pads[0][0] + pads[0][1] - kh + 1
-    wo = wd + pads[1][0] + pads[1][1] - kw + 1
-    kh2, kw2 = (kh + 2) // 2, (kw + 2) // 2  # kernel taps in blocks
-    ho2, wo2 = -(-ho // 2), -(-wo // 2)  # output blocks
-    hin, win = 2 * (ho2 + kh2 - 1), 2 * (wo2 + kw2 - 1)  # input rows/cols the blocks read
-    config = ((0, 0, 0), (pads[0][0], hin - h - pads[0][0], 0), (pads[1][0], win - wd - pads[1][0], 0), (0, 0, 0))
-    xp = lax.pad(x, jnp.zeros((), x.dtype), config)
-    x2 = xp.reshape(n, hin // 2, 2, win // 2, 2, c_in).transpose(0, 1, 3, 2, 4, 5)
-    x2 = x2.reshape(n, hin // 2, win // 2, 4 * c_in)
+    (ho, wo), (kh2, kw2), (ho2, wo2) = _s2d_sizes(x.shape[1:3], (kh, kw), pads)
+    x2 = _fold_2x2(x, pads, (ho2 + kh2 - 1, wo2 + kw2 - 1))
     shifted = [
         jnp.pad(w, ((u, 2 * kh2 - kh - u), (v, 2 * kw2 - kw - v), (0, 0), (0, 0))).reshape(kh2, 2, kw2, 2, c_in, c_out)
         for u in (0, 1) for v in (0, 1)
@@ -296,8 +288,58 @@ def _space_to_depth_correlation(x, w, pads):
     w2 = jnp.stack(shifted, axis=-2)  # (p, r, q, s, c, (u, v), o)
     w2 = w2.transpose(0, 2, 1, 3, 4, 5, 6).reshape(kh2, kw2, 4 * c_in, 4 * c_out)
     y2 = lax.conv_general_dilated(x2, w2, (1, 1), "VALID", dimension_numbers=_FWD_DIMS)
-    y = y2.reshape(n, ho2, wo2, 2, 2, c_out).transpose(0, 1, 3, 2, 4, 5)
-    return y.reshape(n, 2 * ho2, 2 * wo2, c_out)[:, :ho, :wo]
+    return _unfold_2x2(y2)[:, :ho, :wo]
+
+
+def _s2d_sizes(in_sizes, k_sizes, pads):
+    """Output sizes, kernel taps in blocks ceil((K+1)/2), and output blocks, per spatial dim."""
+    outs = tuple(n + lo + hi - k + 1 for n, k, (lo, hi) in zip(in_sizes, k_sizes, pads))
+    k2 = tuple((k + 2) // 2 for k in k_sizes)
+    o2 = tuple(-(-o // 2) for o in outs)
+    return outs, k2, o2
+
+
+def _fold_2x2(a, pads, blocks):
+    """``a`` (N, H, W, C) padded by ``pads`` at the start (the end padded or cropped to
+    exactly ``2 * blocks``), each 2x2 pixel block folded into the channels: (N, bh, bw, 4C)
+    with block offsets (r, s) major."""
+    n, h, wd, c = a.shape
+    (bh, bw), (lo_h, _), (lo_w, _) = blocks, *pads
+    config = ((0, 0, 0), (lo_h, 2 * bh - h - lo_h, 0), (lo_w, 2 * bw - wd - lo_w, 0), (0, 0, 0))
+    a = lax.pad(a, jnp.zeros((), a.dtype), config)
+    return a.reshape(n, bh, 2, bw, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, bh, bw, 4 * c)
+
+
+def _unfold_2x2(a2):
+    """Inverse of the fold: (N, bh, bw, 4C) -> (N, 2 bh, 2 bw, C)."""
+    n, bh, bw, c4 = a2.shape
+    a = a2.reshape(n, bh, bw, 2, 2, c4 // 4).transpose(0, 1, 3, 2, 4, 5)
+    return a.reshape(n, 2 * bh, 2 * bw, c4 // 4)
+
+
+def _space_to_depth_kernel_grad(x, g, k_sizes, pads):
+    """dL/dw of :func:`_space_to_depth_correlation`: the kernel gradient on 2x2 blocks.
+
+    With x and g folded into blocks, dW2 = sum_{n,a,b} x2[n, a+p, b+q, :] (outer) g2[n, a, b, :]
+    is one convolution with the batch contracted (as in :func:`_conv2d_kernel_grad`, with 4x
+    the channels on both sides), and dw[i, j, c, o] collects the entries of dW2 that hold
+    w[i, j, c, o]: those with 2p + r - u = i and 2q + s - v = j (the transpose of building
+    W2 from w). LeNet conv1 (1 -> 6, 5x5): 0.84 vs 1.64 ms.
+    """
+    kh, kw = k_sizes
+    c_in, c_out = x.shape[-1], g.shape[-1]
+    (ho, wo), (kh2, kw2), (ho2, wo2) = _s2d_sizes(x.shape[1:3], k_sizes, pads)
+    x2 = _fold_2x2(x, pads, (ho2 + kh2 - 1, wo2 + kw2 - 1))
+    g2 = _fold_2x2(g, ((0, 0), (0, 0)), (ho2, wo2))
+    dw2 = lax.conv_general_dilated(x2, g2, (1, 1), "VALID", dimension_numbers=("CHWN", "IHWO", "HWNC"))
+    dw2 = dw2.reshape(kh2, kw2, 2, 2, c_in, 2, 2, c_out)  # (p, q, r, s, c, u, v, o)
+    dw2 = dw2.transpose(5, 6, 0, 2, 1, 3, 4, 7).reshape(2, 2, 2 * kh2, 2 * kw2, c_in, c_out)
+    dw = None
+    for u in (0, 1):
+        for v in (0, 1):
+            part = dw2[u, v, u:u + kh, v:v + kw]
+            dw = part if dw is None else dw + part
+    return dw
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
@@ -453,6 +495,8 @@ def _conv2d_kernel_grad(x, g, k_sizes, strides, pads, dilations):
     padding as the forward; the high side drops the r rows the forward never read, so
     the output length (n + lo + hi - r - ((out-1)*s + 1)) // d + 1 = (k_eff - 1)//d + 1 = k.
     """
+    if _use_space_to_depth((*k_sizes, x.shape[-1], g.shape[-1]), strides, dilations):
+        return _space_to_depth_kernel_grad(x, g, k_sizes, pads)
     pads_k = []
     for n, k, s, d, (lo, hi), out in zip(x.shape[1:3], k_sizes, strides, dilations, pads, g.shape[1:3]):
         k_eff = d * (k - 1) + 1
