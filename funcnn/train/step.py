@@ -34,7 +34,9 @@ def global_norm(tree: Any) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros(())
-    return jnp.sqrt(sum(jnp.sum(jnp.real(jnp.conj(x) * x)) for x in leaves))
+    # One dot per leaf (vdot conjugates its first argument): one kernel instead of a square
+    # and a reduction; the MLP train step measured 2.88 -> 2.67 ms (BENCHMARKS.md).
+    return jnp.sqrt(sum(jnp.real(jnp.vdot(x.ravel(), x.ravel())) for x in leaves))
 
 
 #: Metrics returned by every train step (scalars).
