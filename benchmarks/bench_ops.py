@@ -215,8 +215,8 @@ def machine_info() -> str:
 def matmul_gflops(n: int = 2048, rounds: int = 5) -> float:
     """fp32 n^3 matmul throughput now, in this process: the machine's state for the table.
 
-    On a shared CPU, GFLOP/s of a row divided by this figure (times the matmul rate of an
-    idle machine, ~440 GFLOP/s here) estimates the row's rate on an idle machine.
+    A row's GFLOP/s divided by this figure is its fraction of what the CPU does for a plain
+    matmul right now (comparable across loaded and idle runs).
     """
     a = jnp.ones((n, n), jnp.float32)
     mm = jax.jit(jnp.matmul)
