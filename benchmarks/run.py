@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run                   # full run, writes ./BENCHMARKS.md (~15-30 min on 2 cores)
+    python -m benchmarks.run                   # full run, writes ./BENCHMARKS.md (~10 min on 2 cores)
     python -m benchmarks.run --quick           # fewer repeats, for a smoke test
     python -m benchmarks.run --only train,grid --out /tmp/b.md
     python -m benchmarks.run --xla-flags       # also compare funcnn's XLA CPU default vs off (subprocesses)
@@ -138,7 +138,7 @@ def _section_ops(quick: bool) -> tuple[str, list[str]]:
         bench_ops = importlib.import_module("benchmarks.bench_ops")
     except ImportError as e:
         return f"## Ops: hand rules vs autodiff twins\n\nSkipped: benchmarks/bench_ops.py not importable ({e}).\n", []
-    rows = bench_ops.run(rounds=5 if quick else 9)
+    rows = bench_ops.run(rounds=5 if quick else 21)
     gf = ""
     if hasattr(bench_ops, "matmul_gflops"):
         gf = f"fp32 matmul 2048^3 in this process now: {bench_ops.matmul_gflops():.0f} GFLOP/s (the CPU's plain-matmul rate now; the 64-channel conv target of 250 assumed ~440).\n\n"
