@@ -6,6 +6,7 @@ Usage::
     python -m benchmarks.run --quick           # fewer repeats, for a smoke test
     python -m benchmarks.run --only train,grid --out /tmp/b.md
     python -m benchmarks.run --xla-flags       # also compare funcnn's XLA CPU default vs off (subprocesses)
+    python -m benchmarks.run --notes-only      # re-attach an edited benchmarks/NOTES.md, measure nothing
 
 Sections (each produced by its own module, assembled here; ``--only`` picks some):
 
@@ -194,7 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     p.add_argument("--xla-flags", action="store_true", help="also run the XLA flag comparison (CPU)")
     p.add_argument("--members", default="8,32", help="grid sizes (default 8,32)")
+    p.add_argument("--notes-only", action="store_true",
+                   help="measure nothing: re-attach benchmarks/NOTES.md to the generated file at --out")
     a = p.parse_args(argv)
+    if a.notes_only:
+        out = Path(a.out)
+        text = out.read_text() if out.exists() else ""
+        if MARKER not in text or "\n---\n\n" not in text:
+            p.error(f"--notes-only: {out} is not a file written by this command")
+        out.write_text(text[: text.index("\n---\n\n")] + _notes(out))
+        print(f"[benchmarks.run] notes re-attached to {out}", file=sys.stderr)
+        return 0
     only = [s for s in a.only.split(",") if s] or list(SECTIONS)
     bad = [s for s in only if s not in SECTIONS]
     if bad:
