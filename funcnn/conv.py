@@ -18,6 +18,14 @@ convolutions/reductions of the error map ``g = dL/dy``:
 - bias gradient: ``g`` summed over batch and space.
 
 1-D convolution reuses the 2-D code by adding a unit spatial dim (height 1).
+
+Each of these sums is computed by the algorithm that measured fastest for its shape on CPU,
+chosen at trace time (same sums, other orders of additions): stride-1 convolutions with at
+most 8 channels on one side run on 2x2 pixel blocks (space-to-depth: a convolution with 4x
+the channels, forward, dx and dw); strided ones with at most 4 input channels as a fused
+sum over kernel taps (forward) and a patch scatter (dx); channel counts are zero-padded
+where XLA's convolution is slow with few; bias gradients fold rows (``funcnn._reduce``).
+Every path is checked against the autodiff twin in the tests. BENCHMARKS.md has the timings.
 """
 
 from __future__ import annotations
@@ -202,7 +210,7 @@ _TAPS_MAX_C_IN = 4
 # Above that, the XLA convolution gets at least this many input channels (zero-padded).
 _FWD_MIN_C_IN = 8
 # Stride-1 convolutions with at most this many channels on one side (and 3x3 or larger
-# kernels) run on 2x2 pixel blocks (:func:`_space_to_depth_correlation`), forward and dx.
+# kernels) run on 2x2 pixel blocks (:func:`_space_to_depth_correlation`): forward, dx, dw.
 _S2D_MAX_MIN_C = 8
 
 
