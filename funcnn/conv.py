@@ -23,9 +23,9 @@ Each of these sums is computed by the algorithm that measured fastest for its sh
 chosen at trace time (same sums, other orders of additions): stride-1 convolutions with at
 most 8 channels on one side run on 2x2 pixel blocks (space-to-depth: a convolution with 4x
 the channels; forward and dw, and dx when there are more than 4 input channels); with at
-most 4 input channels dx is a patch scatter, and a strided forward a fused sum over kernel
-taps; channel counts are zero-padded
-where XLA's convolution is slow with few; bias gradients fold rows (``funcnn._reduce``).
+most 4 input channels dx is a patch scatter and any other forward a fused sum over kernel
+taps; channel counts are zero-padded where XLA's convolution is slow with few; bias
+gradients fold rows (``funcnn._reduce``).
 Every path is checked against the autodiff twin in the tests. BENCHMARKS.md has the timings.
 """
 
