@@ -19,7 +19,6 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._checks import check_array, check_float, check_same_dtype, shape_of
-from funcnn._reduce import sum_leading
 
 __all__ = ["dense"]
 
@@ -93,7 +92,9 @@ def _dense_bwd(res, g):
     # Contract the named axes directly (no transposes or reshapes for XLA to materialize).
     dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))
     dw = lax.dot_general(x, g, ((lead, lead), ((), ())))
-    db = sum_leading(g) if has_bias else None
+    # A plain sum over the batch rows: as fast as sum_leading's folding here, and in the same
+    # order as jax.grad's, so hand-rule and autodiff MLP training stay bitwise identical.
+    db = g.sum(axis=lead) if has_bias else None
     return dx, dw, db
 
 
