@@ -20,38 +20,14 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from funcnn._layer import Layer  # noqa: E402
+from _tiny import mlp, xent  # noqa: E402
 from funcnn.train import RunDir, fit  # noqa: E402
 
 STEPS = 240
 HANG_AT = 100
 
 
-def _mlp(hidden: int = 16, out: int = 3) -> Layer:
-    def init(key, in_shape):
-        k1, k2 = jax.random.split(key)
-        d = in_shape[-1]
-        params = {
-            "w1": jax.random.normal(k1, (d, hidden), jnp.float32) / float(np.sqrt(d)),
-            "b1": jnp.zeros((hidden,), jnp.float32),
-            "w2": jax.random.normal(k2, (hidden, out), jnp.float32) / float(np.sqrt(hidden)),
-            "b2": jnp.zeros((out,), jnp.float32),
-        }
-        return (in_shape[0], out), params, ()
-
-    def apply(params, state, x, *, key=None, train=False):
-        h = jnp.tanh(x @ params["w1"] + params["b1"])
-        return h @ params["w2"] + params["b2"], state
-
-    return Layer(init, apply, "tiny_mlp")
-
-
-def _xent(logits, labels):
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
-
-
-MODEL = _mlp()
+MODEL = mlp(jnp.tanh, hidden=16)
 OPTIMIZER = optax.adam(3e-3)
 _rng = np.random.default_rng(0)
 X = _rng.normal(size=(200, 6)).astype(np.float32)
@@ -63,7 +39,7 @@ TEST = (X[160:], Y[160:])
 def train(ckpt_dir: str, out_dir: str, *, resume: bool = False, callback=None):
     run = RunDir(out_dir, "resume", "run", resume=resume)
     return fit(
-        MODEL, _xent, OPTIMIZER, DATA, test_data=TEST, steps=STEPS, batch_size=16, seed=3,
+        MODEL, xent, OPTIMIZER, DATA, test_data=TEST, steps=STEPS, batch_size=16, seed=3,
         eval_every=20, checkpoint_dir=ckpt_dir, checkpoint_every=40, keep_checkpoints=2,
         resume=resume, run_dir=run, progress=False, steps_per_call=10, callback=callback,
     ), run

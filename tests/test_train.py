@@ -17,7 +17,6 @@ import numpy as np
 import optax
 import pytest
 
-from funcnn._layer import Layer
 from funcnn.train import (
     Checkpointer,
     ExperimentConfig,
@@ -39,33 +38,12 @@ from funcnn.train import (
     with_clipping,
 )
 from funcnn.train import results as results_mod
+from _tiny import mlp, xent
 
 HERE = Path(__file__).parent
 
 
 # --------------------------------------------------------------------------- tiny problems
-
-
-def mlp(act=jnp.tanh, hidden: int = 8, out: int = 3) -> Layer:
-    def init(key, in_shape):
-        k1, k2 = jax.random.split(key)
-        d = in_shape[-1]
-        params = {
-            "w1": jax.random.normal(k1, (d, hidden), jnp.float32) / float(np.sqrt(d)),
-            "b1": jnp.zeros((hidden,), jnp.float32),
-            "w2": jax.random.normal(k2, (hidden, out), jnp.float32) / float(np.sqrt(hidden)),
-            "b2": jnp.zeros((out,), jnp.float32),
-        }
-        return (in_shape[0], out), params, ()
-
-    def apply(params, state, x, *, key=None, train=False):
-        return act(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"], state
-
-    return Layer(init, apply, "mlp")
-
-
-def xent(logits, labels):
-    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
 
 
 _rng = np.random.default_rng(0)
