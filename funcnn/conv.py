@@ -24,8 +24,7 @@ chosen at trace time (same sums, other orders of additions): stride-1 convolutio
 most 8 channels on one side run on 2x2 pixel blocks (space-to-depth: a convolution with 4x
 the channels; forward and dw, and dx when there are more than 4 input channels); with at
 most 4 input channels dx is a patch scatter and any other forward a fused sum over kernel
-taps; channel counts are zero-padded where XLA's convolution is slow with few; bias
-gradients fold rows (``funcnn._reduce``).
+taps; bias gradients fold rows (``funcnn._reduce``).
 Every path is checked against the autodiff twin in the tests. BENCHMARKS.md has the timings.
 """
 
@@ -208,8 +207,6 @@ def conv_macs(
 # the forward is a fused sum over taps (:func:`_conv2d_forward_taps`), else one XLA
 # convolution.
 _TAPS_MAX_C_IN = 4
-# Above that, the XLA convolution gets at least this many input channels (zero-padded).
-_FWD_MIN_C_IN = 8
 # Stride-1 convolutions with at most this many channels on one side (and 3x3 or larger
 # kernels) run on 2x2 pixel blocks (:func:`_space_to_depth_correlation`): forward, dx, dw.
 _S2D_MAX_MIN_C = 8
@@ -359,12 +356,6 @@ def _conv2d_core(x, w, b, strides, pads, dilations):
     elif w.shape[2] <= _TAPS_MAX_C_IN:
         y = _conv2d_forward_taps(x, w, strides, pads, dilations)
     else:
-        c_in = w.shape[2]
-        if c_in < _FWD_MIN_C_IN:
-            # XLA's CPU convolution reads a few input channels slowly: zero channels up to
-            # _FWD_MIN_C_IN give the same sum (LeNet conv2, 6 channels: -0.3 ms of a 12 ms step).
-            x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, _FWD_MIN_C_IN - c_in)))
-            w = jnp.pad(w, ((0, 0), (0, 0), (0, _FWD_MIN_C_IN - c_in), (0, 0)))
         y = lax.conv_general_dilated(
             x, w, window_strides=strides, padding=pads, rhs_dilation=dilations, dimension_numbers=_FWD_DIMS
         )
@@ -384,8 +375,6 @@ def _conv2d_fwd(x, w, b, strides, pads, dilations):
 #   has 1-3 channels vectorizes badly (LeNet conv1: ~4-8x slower than this, BENCHMARKS.md).
 # - "conv" (otherwise): the full convolution with the flipped kernel, as one XLA convolution.
 _SCATTER_MAX_C_IN = 4
-# The flipped-kernel convolution computes at least this many dx channels (zero-padded).
-_DX_MIN_CHANNELS = 16
 
 
 def _tap_slices(k_sizes, strides, dilations, out_sizes):
@@ -462,12 +451,6 @@ def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
     if _use_space_to_depth(w.shape, strides, dilations):
         w_t = jnp.swapaxes(w[::-1, ::-1], 2, 3)  # flipped, in/out swapped: HWIO for g
         return _space_to_depth_correlation(g, w_t, tuple(pads_t))
-    if c_in < _DX_MIN_CHANNELS:
-        # dx has only C_in channels: XLA's CPU convolution writes a few output channels
-        # slowly, so the kernel gets zero channels up to _DX_MIN_CHANNELS and the extra
-        # (all-zero) outputs are dropped (LeNet conv2, 6 channels: ~1 ms of a 14 ms step).
-        w = jnp.pad(w, ((0, 0), (0, 0), (0, _DX_MIN_CHANNELS - c_in), (0, 0)))
-        return _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations)[..., :c_in]
     w_flipped = w[::-1, ::-1]  # spatial flip: correlation -> convolution
     if strides == (1, 1):
         # In/out swap materialized (the kernel is tiny): the standard NHWC/HWIO layout is
