@@ -448,10 +448,10 @@ def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
     c_in = w.shape[2]
     if c_in <= _SCATTER_MAX_C_IN:
         return _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations)
-    if _use_space_to_depth(w.shape, strides, dilations):
-        w_t = jnp.swapaxes(w[::-1, ::-1], 2, 3)  # flipped, in/out swapped: HWIO for g
-        return _space_to_depth_correlation(g, w_t, tuple(pads_t))
     w_flipped = w[::-1, ::-1]  # spatial flip: correlation -> convolution
+    if _use_space_to_depth(w.shape, strides, dilations):
+        # flipped, in/out swapped: HWIO for g
+        return _space_to_depth_correlation(g, jnp.swapaxes(w_flipped, 2, 3), tuple(pads_t))
     if strides == (1, 1):
         # In/out swap materialized (the kernel is tiny): the standard NHWC/HWIO layout is
         # XLA CPU's fastest convolution path; on 64->64 3x3 SAME it measured ~1.2-1.3x faster
