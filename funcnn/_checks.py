@@ -104,3 +104,36 @@ def check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> None
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{fn}: unknown {name} {value!r}; expected one of {listed}")
+
+
+def check_precision(fn: str, precision: Any) -> Any:
+    """``precision`` as lax takes it, in a hashable form (it is a static setting of the rules).
+
+    Accepted, with lax's meaning: ``None`` (follow ``jax_default_matmul_precision``: on GPUs
+    float32 dots and convolutions then run in TF32), a :class:`jax.lax.Precision` or its name
+    (``"highest"``, ``"float32"``, ...), a pair of those (one per operand), or a
+    :class:`jax.lax.DotAlgorithmPreset`.
+    """
+    from jax import lax
+
+    def one(p: Any) -> Any:
+        if isinstance(p, lax.Precision):
+            return p
+        if isinstance(p, str):
+            try:
+                return lax.Precision(p)
+            except ValueError:
+                pass
+        raise TypeError(
+            f"{fn}: precision must be None, a jax.lax.Precision, one of its names "
+            f"('default', 'high', 'highest', 'bfloat16', 'tensorfloat32', 'float32'), a pair of "
+            f"those or a jax.lax.DotAlgorithmPreset, got {p!r}"
+        )
+
+    if precision is None or isinstance(precision, lax.DotAlgorithmPreset):
+        return precision
+    if isinstance(precision, (tuple, list)):
+        if len(precision) != 2:
+            raise TypeError(f"{fn}: precision given as a sequence must have 2 entries (lhs, rhs), got {precision!r}")
+        return (one(precision[0]), one(precision[1]))
+    return one(precision)

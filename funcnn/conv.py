@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from funcnn._checks import as_tuple, check_float, check_same_dtype, shape_of
+from funcnn._checks import as_tuple, check_float, check_precision, check_same_dtype, shape_of
 from funcnn._geometry import Padding, output_sizes, resolve_padding
 from funcnn._reduce import sum_leading
 
@@ -268,7 +268,7 @@ def _use_space_to_depth(w_shape, strides, dilations) -> bool:
     )
 
 
-def _space_to_depth_correlation(x, w, pads):
+def _space_to_depth_correlation(x, w, pads, precision):
     """``y = x_pad (*) w`` (stride 1, dilation 1) as a correlation on 2x2 pixel blocks.
 
     Output pixel (2a+u, 2b+v) reads input rows 2a+u+i (i < KH), i.e. rows 2(a+p)+r of the
@@ -293,7 +293,7 @@ def _space_to_depth_correlation(x, w, pads):
     ]
     w2 = jnp.stack(shifted, axis=-2)  # (p, r, q, s, c, (u, v), o)
     w2 = w2.transpose(0, 2, 1, 3, 4, 5, 6).reshape(kh2, kw2, 4 * c_in, 4 * c_out)
-    y2 = lax.conv_general_dilated(x2, w2, (1, 1), "VALID", dimension_numbers=_FWD_DIMS)
+    y2 = lax.conv_general_dilated(x2, w2, (1, 1), "VALID", dimension_numbers=_FWD_DIMS, precision=precision)
     return _unfold_2x2(y2)[:, :ho, :wo]
 
 
@@ -323,7 +323,7 @@ def _unfold_2x2(a2):
     return a.reshape(n, 2 * bh, 2 * bw, c4 // 4)
 
 
-def _space_to_depth_kernel_grad(x, g, k_sizes, pads):
+def _space_to_depth_kernel_grad(x, g, k_sizes, pads, precision):
     """dL/dw of :func:`_space_to_depth_correlation`: the kernel gradient on 2x2 blocks.
 
     With x and g folded into blocks, dW2 = sum_{n,a,b} x2[n, a+p, b+q, :] (outer) g2[n, a, b, :]
@@ -337,7 +337,9 @@ def _space_to_depth_kernel_grad(x, g, k_sizes, pads):
     (ho, wo), (kh2, kw2), (ho2, wo2) = _s2d_sizes(x.shape[1:3], k_sizes, pads)
     x2 = _fold_2x2(x, pads, (ho2 + kh2 - 1, wo2 + kw2 - 1))
     g2 = _fold_2x2(g, ((0, 0), (0, 0)), (ho2, wo2))
-    dw2 = lax.conv_general_dilated(x2, g2, (1, 1), "VALID", dimension_numbers=("CHWN", "IHWO", "HWNC"))
+    dw2 = lax.conv_general_dilated(
+        x2, g2, (1, 1), "VALID", dimension_numbers=("CHWN", "IHWO", "HWNC"), precision=precision
+    )
     dw2 = dw2.reshape(kh2, kw2, 2, 2, c_in, 2, 2, c_out)  # (p, q, r, s, c, u, v, o)
     dw2 = dw2.transpose(5, 6, 0, 2, 1, 3, 4, 7).reshape(2, 2, 2 * kh2, 2 * kw2, c_in, c_out)
     dw = None
@@ -348,23 +350,25 @@ def _space_to_depth_kernel_grad(x, g, k_sizes, pads):
     return dw
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _conv2d_core(x, w, b, strides, pads, dilations):
-    """conv2d on validated arrays; ``strides, pads, dilations`` are static tuples."""
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _conv2d_core(x, w, b, strides, pads, dilations, precision):
+    """conv2d on validated arrays; ``strides, pads, dilations`` are static tuples, ``precision``
+    lax's (every convolution and dot of the forward and backward runs at it)."""
     if _use_space_to_depth(w.shape, strides, dilations):
-        y = _space_to_depth_correlation(x, w, pads)
+        y = _space_to_depth_correlation(x, w, pads, precision)
     elif w.shape[2] <= _TAPS_MAX_C_IN:
         y = _conv2d_forward_taps(x, w, strides, pads, dilations)
     else:
         y = lax.conv_general_dilated(
-            x, w, window_strides=strides, padding=pads, rhs_dilation=dilations, dimension_numbers=_FWD_DIMS
+            x, w, window_strides=strides, padding=pads, rhs_dilation=dilations, dimension_numbers=_FWD_DIMS,
+            precision=precision,
         )
     return y if b is None else y + b
 
 
-def _conv2d_fwd(x, w, b, strides, pads, dilations):
+def _conv2d_fwd(x, w, b, strides, pads, dilations, precision):
     # dx needs w, dw needs x; b is kept only to know whether a bias gradient is due.
-    return _conv2d_core(x, w, b, strides, pads, dilations), (x, w, b)
+    return _conv2d_core(x, w, b, strides, pads, dilations, precision), (x, w, b)
 
 
 # dL/dx is computed by one of two algorithms, chosen per call at trace time (shapes are
@@ -393,7 +397,7 @@ def _tap_slices(k_sizes, strides, dilations, out_sizes):
     return taps
 
 
-def _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations):
+def _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations, precision):
     """dL/dx by scattering each patch's error back to the pixels the patch read (col2im).
 
     dpatch[n, i, j, p, q, c] = sum_o g[n, i, j, o] * w[p, q, c, o]      (one matmul: g @ w^T)
@@ -406,7 +410,7 @@ def _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations):
     """
     kh, kw, c_in, c_out = w.shape
     out_sizes = g.shape[1:3]
-    dpatch = lax.dot_general(g, w.reshape(kh * kw * c_in, c_out), (((3,), (1,)), ((), ())))
+    dpatch = lax.dot_general(g, w.reshape(kh * kw * c_in, c_out), (((3,), (1,)), ((), ())), precision=precision)
     dpatch = dpatch.reshape(*g.shape[:3], kh * kw, c_in)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(in_sizes, pads))
     zero = jnp.zeros((), g.dtype)
@@ -422,7 +426,7 @@ def _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations):
     return dx_pad[:, lo_h:lo_h + in_sizes[0], lo_w:lo_w + in_sizes[1]]
 
 
-def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
+def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations, precision):
     """dL/dx: full convolution of the stride-dilated error map with the flipped kernel.
 
     dx[n, h, v, c] = sum_{i, j, p, q, o : i*sh + p*dh - lo_h = h, j*sw + q*dw - lo_w = v}
@@ -447,11 +451,11 @@ def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
         pads_t.append((k_eff - 1 - lo, k_eff - 1 - hi + r))
     c_in = w.shape[2]
     if c_in <= _SCATTER_MAX_C_IN:
-        return _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations)
+        return _conv2d_input_grad_scatter(g, w, in_sizes, strides, pads, dilations, precision)
     w_flipped = w[::-1, ::-1]  # spatial flip: correlation -> convolution
     if _use_space_to_depth(w.shape, strides, dilations):
         # flipped, in/out swapped: HWIO for g
-        return _space_to_depth_correlation(g, jnp.swapaxes(w_flipped, 2, 3), tuple(pads_t))
+        return _space_to_depth_correlation(g, jnp.swapaxes(w_flipped, 2, 3), tuple(pads_t), precision)
     if strides == (1, 1):
         # In/out swap materialized (the kernel is tiny): the standard NHWC/HWIO layout is
         # XLA CPU's fastest convolution path; on 64->64 3x3 SAME it measured ~1.2-1.3x faster
@@ -470,10 +474,11 @@ def _conv2d_input_grad(g, w, in_sizes, strides, pads, dilations):
         lhs_dilation=strides,
         rhs_dilation=dilations,
         dimension_numbers=dims,
+        precision=precision,
     )
 
 
-def _conv2d_kernel_grad(x, g, k_sizes, strides, pads, dilations):
+def _conv2d_kernel_grad(x, g, k_sizes, strides, pads, dilations, precision):
     """dL/dw: correlation of the padded input with the stride-dilated error map.
 
     dw[p, q, c, o] = sum_{n, i, j} x_pad[n, i*sh + p*dh, j*sw + q*dw, c] * g[n, i, j, o]
@@ -488,7 +493,7 @@ def _conv2d_kernel_grad(x, g, k_sizes, strides, pads, dilations):
     the output length (n + lo + hi - r - ((out-1)*s + 1)) // d + 1 = (k_eff - 1)//d + 1 = k.
     """
     if _use_space_to_depth((*k_sizes, x.shape[-1], g.shape[-1]), strides, dilations):
-        return _space_to_depth_kernel_grad(x, g, k_sizes, pads)
+        return _space_to_depth_kernel_grad(x, g, k_sizes, pads, precision)
     pads_k = []
     for n, k, s, d, (lo, hi), out in zip(x.shape[1:3], k_sizes, strides, dilations, pads, g.shape[1:3]):
         k_eff = d * (k - 1) + 1
@@ -501,15 +506,16 @@ def _conv2d_kernel_grad(x, g, k_sizes, strides, pads, dilations):
         padding=tuple(pads_k),
         rhs_dilation=strides,
         dimension_numbers=("CHWN", "IHWO", "HWNC"),
+        precision=precision,
     )
 
 
 # Backprop through y = x (*) w + b with error map g = dL/dy:
 #   dL/dx = full_conv(dilate_s(g), flip(w)^T),  dL/dw = x_pad (*) dilate_s(g),  dL/db = sum_{n,i,j} g
-def _conv2d_bwd(strides, pads, dilations, res, g):
+def _conv2d_bwd(strides, pads, dilations, precision, res, g):
     x, w, b = res
-    dx = _conv2d_input_grad(g, w, x.shape[1:3], strides, pads, dilations)
-    dw = _conv2d_kernel_grad(x, g, w.shape[:2], strides, pads, dilations)
+    dx = _conv2d_input_grad(g, w, x.shape[1:3], strides, pads, dilations, precision)
+    dw = _conv2d_kernel_grad(x, g, w.shape[:2], strides, pads, dilations, precision)
     # The bias error map is also the kernel gradient's input; see sum_leading on min_channels.
     db = None if b is None else sum_leading(g, min_channels=16).astype(b.dtype)
     return dx.astype(x.dtype), dw.astype(w.dtype), db
@@ -531,6 +537,7 @@ def conv2d(
     stride: int | Sequence[int] = 1,
     padding: Padding = "VALID",
     dilation: int | Sequence[int] = 1,
+    precision: Any = None,
 ) -> jax.Array:
     """2-D convolution (cross-correlation), channels-last, with a hand-written backward rule.
 
@@ -542,6 +549,9 @@ def conv2d(
         padding: ``"VALID"``, ``"SAME"`` (output ``ceil(n / stride)``), an int (both sides of
             both dims) or ``((lo_h, hi_h), (lo_w, hi_w))``.
         dilation: int or ``(dh, dw)``, >= 1; spacing between kernel taps.
+        precision: lax's ``precision`` for every convolution and dot of the forward and the
+            backward rule (``None`` follows ``jax_default_matmul_precision``; on GPUs float32
+            then runs in TF32). Tap-sum paths are elementwise and always exact.
 
     Returns:
         ``(N, H', W', C_out)`` with ``H' = conv_output_size(H, KH, sh, pad_h, dh)`` (same for W'):
@@ -558,7 +568,7 @@ def conv2d(
             stride/dilation, unknown padding, kernel larger than the padded input.
     """
     x, w, b, strides, pads, dilations = _prepare_conv("conv2d", x, w, b, stride, padding, dilation, 2)
-    return _conv2d_core(x, w, b, strides, pads, dilations)
+    return _conv2d_core(x, w, b, strides, pads, dilations, check_precision("conv2d", precision))
 
 
 def conv1d(
@@ -569,6 +579,7 @@ def conv1d(
     stride: int | Sequence[int] = 1,
     padding: Padding = "VALID",
     dilation: int | Sequence[int] = 1,
+    precision: Any = None,
 ) -> jax.Array:
     """1-D convolution (cross-correlation), channels-last, with a hand-written backward rule.
 
@@ -579,6 +590,7 @@ def conv1d(
         stride: int or ``(s,)``, >= 1.
         padding: ``"VALID"``, ``"SAME"`` (output ``ceil(W / s)``), an int or ``[(lo, hi)]``.
         dilation: int or ``(d,)``, >= 1.
+        precision: as :func:`conv2d`.
 
     Returns:
         ``(N, W', C_out)`` with ``W' = conv_output_size(W, K, s, padding, d)``:
@@ -592,5 +604,6 @@ def conv1d(
         TypeError / ValueError: as :func:`conv2d`.
     """
     x, w, b, strides, pads, dilations = _prepare_conv("conv1d", x, w, b, stride, padding, dilation, 1)
-    y = _conv2d_core(x[:, None], w[None], b, (1,) + strides, ((0, 0),) + pads, (1,) + dilations)
+    precision = check_precision("conv1d", precision)
+    y = _conv2d_core(x[:, None], w[None], b, (1,) + strides, ((0, 0),) + pads, (1,) + dilations, precision)
     return y[:, 0]

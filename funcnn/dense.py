@@ -11,6 +11,7 @@ The autodiff twin is :func:`funcnn.reference.dense.dense`.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._checks import check_array, check_float, check_same_dtype, shape_of
+from funcnn._checks import check_array, check_float, check_precision, check_same_dtype, shape_of
 
 __all__ = ["dense"]
 
@@ -49,13 +50,15 @@ def _validate_dense(fn: str, x: Any, w: Any, b: Any) -> None:
     check_same_dtype(fn, ("x", "w", "b"), (x, w, b))
 
 
-def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None) -> jax.Array:
+def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, precision: Any = None) -> jax.Array:
     """Affine map ``y = x w + b`` over the last axis, with the textbook backward rule.
 
     Args:
       x: inputs, shape ``(..., D_in)`` (any number of leading axes, e.g. ``(N, D_in)``).
       w: weights, shape ``(D_in, D_out)``.
       b: optional bias, shape ``(D_out,)``.
+      precision: lax's ``precision`` for the product and both backward products (``None``
+        follows ``jax_default_matmul_precision``; on GPUs float32 then runs in TF32).
 
     Returns:
       ``y`` of shape ``(..., D_out)``: ``y[..., j] = sum_i x[..., i] w[i, j] + b[j]``.
@@ -71,27 +74,28 @@ def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None) -> jax.Array:
     _validate_dense("dense", x, w, b)
     x, w = jnp.asarray(x), jnp.asarray(w)
     b = None if b is None else jnp.asarray(b)
-    return _dense(x, w, b)
+    return _dense(x, w, b, check_precision("dense", precision))
 
 
-@jax.custom_vjp
-def _dense(x: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
-    y = jnp.matmul(x, w)
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _dense(x: jax.Array, w: jax.Array, b: jax.Array | None, precision: Any) -> jax.Array:
+    y = jnp.matmul(x, w, precision=precision)
     return y if b is None else y + b
 
 
-def _dense_fwd(x, w, b):
+def _dense_fwd(x, w, b, precision):
     # The rule needs both factors of the product; the bias only as a flag (a static bool).
-    return _dense(x, w, b), (x, w, b is not None)
+    return _dense(x, w, b, precision), (x, w, b is not None)
 
 
 # dx = g w^T ;  dw = x^T g = sum_n x_n (outer) g_n ;  db = sum_n g_n  (sums over leading axes)
-def _dense_bwd(res, g):
+def _dense_bwd(precision, res, g):
     x, w, has_bias = res
     lead = tuple(range(g.ndim - 1))
     # Contract the named axes directly (no transposes or reshapes for XLA to materialize).
-    dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))
-    dw = lax.dot_general(x, g, ((lead, lead), ((), ())))
+    # Both products run at the caller's precision, as jax.grad's transposes of the twin do.
+    dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())), precision=precision)
+    dw = lax.dot_general(x, g, ((lead, lead), ((), ())), precision=precision)
     # A plain sum over the batch rows: as fast as sum_leading's folding here, and in the same
     # order as jax.grad's, so hand-rule and autodiff MLP training stay bitwise identical.
     db = g.sum(axis=lead) if has_bias else None

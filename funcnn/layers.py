@@ -62,7 +62,7 @@ import funcnn.reference.normalization as _ref_norm
 _dense = importlib.import_module("funcnn.dense")
 _ref_dense = importlib.import_module("funcnn.reference.dense")
 import funcnn.reference.pooling as _ref_pool
-from funcnn._checks import as_tuple, shape_of
+from funcnn._checks import as_tuple, check_precision, shape_of
 from funcnn._geometry import output_sizes, resolve_padding
 from funcnn._layer import Layer, check_rule
 
@@ -210,6 +210,7 @@ def Dense(
     rule: str = "hand",
     *,
     dtype: Any = jnp.float32,
+    precision: Any = None,
 ) -> Layer:
     """Fully connected layer: ``y = x @ w + b`` on the last axis.
 
@@ -219,6 +220,8 @@ def Dense(
         b_init: initializer for ``b`` of shape ``(D_out,)``; default zeros.
         rule: ``"hand"`` or ``"autodiff"``.
         dtype: dtype of the params.
+        precision: lax's ``precision`` for the product and its backward products
+            (see :func:`funcnn.dense`; ``None`` follows ``jax_default_matmul_precision``).
 
     Shapes: ``(N, ..., D_in) -> (N, ..., D_out)``. MACs: ``N * ... * D_in * D_out``.
     """
@@ -227,6 +230,7 @@ def Dense(
         raise ValueError(f"Dense: out must be a positive int, got {out!r}")
     out = int(out)
     check_rule(name, rule)
+    precision = check_precision(name, precision)
     w_init = _inits.lecun_normal() if w_init is None else w_init
     b_init = _inits.zeros() if b_init is None else b_init
     _check_init_fn(name, "w_init", w_init)
@@ -246,7 +250,7 @@ def Dense(
     def apply(params, state, x, *, key=None, train=False):
         x_shape = _check_x(name, x, None, "(N, ..., D_in) with rank >= 2", min_rank=2)
         _check_channels(name, x_shape, params["w"].shape[0], f"w {tuple(params['w'].shape)}")
-        return dense(x, params["w"], params["b"]), state
+        return dense(x, params["w"], params["b"], precision=precision), state
 
     def macs(in_shape, out_shape):
         return _batch(in_shape[0]) * math.prod(in_shape[1:-1]) * in_shape[-1] * out
@@ -257,8 +261,9 @@ def Dense(
         name=name,
         kind="dense",
         rule=rule,
-        config={"out": out, "w_init": w_init, "b_init": b_init, "dtype": jnp.dtype(dtype).name},
-        rebuild=lambda r: Dense(out, w_init, b_init, r, dtype=dtype),
+        config={"out": out, "w_init": w_init, "b_init": b_init, "dtype": jnp.dtype(dtype).name,
+                "precision": precision},
+        rebuild=lambda r: Dense(out, w_init, b_init, r, dtype=dtype, precision=precision),
         macs=macs,
     )
 
@@ -277,6 +282,7 @@ def _conv_layer(
     b_init: Any,
     rule: str,
     dtype: Any,
+    precision: Any = None,
 ) -> Layer:
     cls = f"Conv{nd}D"
     shown: dict[str, Any] = {}
@@ -297,6 +303,7 @@ def _conv_layer(
     dilation_t = as_tuple(name, "dilation", dilation, nd)
     _check_padding_form(name, padding, nd)
     check_rule(name, rule)
+    precision = check_precision(name, precision)
     w_init = _inits.lecun_normal() if w_init is None else w_init
     b_init = _inits.zeros() if b_init is None else b_init
     _check_init_fn(name, "w_init", w_init)
@@ -324,7 +331,7 @@ def _conv_layer(
         x_shape = _check_x(name, x, (nd + 2,), layout)
         w = params["w"]
         _check_channels(name, x_shape, w.shape[-2], f"kernel {tuple(w.shape)}")
-        y = conv(x, w, params["b"], stride=stride_t, padding=padding, dilation=dilation_t)
+        y = conv(x, w, params["b"], stride=stride_t, padding=padding, dilation=dilation_t, precision=precision)
         return y, state
 
     def macs(in_shape, out_shape):
@@ -350,9 +357,10 @@ def _conv_layer(
             "w_init": w_init,
             "b_init": b_init,
             "dtype": jnp.dtype(dtype).name,
+            "precision": precision,
         },
         rebuild=lambda r: _conv_layer(
-            nd, out_channels, kernel, stride, padding, dilation, w_init, b_init, r, dtype
+            nd, out_channels, kernel, stride, padding, dilation, w_init, b_init, r, dtype, precision
         ),
         macs=macs,
     )
@@ -369,6 +377,7 @@ def Conv1D(
     rule: str = "hand",
     *,
     dtype: Any = jnp.float32,
+    precision: Any = None,
 ) -> Layer:
     """1-D convolution (cross-correlation) layer, channels-last.
 
@@ -376,9 +385,10 @@ def Conv1D(
     ``W' = floor((W + pad_lo + pad_hi - (dilation*(K-1)+1)) / stride) + 1``.
     ``padding``: ``"VALID"``, ``"SAME"``, an int, or one ``(lo, hi)`` pair in a sequence.
     Default ``w_init`` LeCun-normal (fan_in = K * C_in), ``b_init`` zeros.
-    MACs: ``N * W' * K * C_in * C_out``.
+    MACs: ``N * W' * K * C_in * C_out``. ``precision``: lax's, for every convolution and dot
+    of the forward and backward (see :func:`funcnn.conv2d`).
     """
-    return _conv_layer(1, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype)
+    return _conv_layer(1, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype, precision)
 
 
 def Conv2D(
@@ -392,15 +402,17 @@ def Conv2D(
     rule: str = "hand",
     *,
     dtype: Any = jnp.float32,
+    precision: Any = None,
 ) -> Layer:
     """2-D convolution (cross-correlation) layer, channels-last.
 
     Shapes: ``(N, H, W, C_in) -> (N, H', W', C_out)``, kernel ``w`` of shape
     ``(KH, KW, C_in, C_out)``; each output size as for :func:`Conv1D`.
     Default ``w_init`` LeCun-normal (fan_in = KH * KW * C_in), ``b_init`` zeros.
-    MACs: ``N * H' * W' * KH * KW * C_in * C_out``.
+    MACs: ``N * H' * W' * KH * KW * C_in * C_out``. ``precision``: lax's, for every
+    convolution and dot of the forward and backward (see :func:`funcnn.conv2d`).
     """
-    return _conv_layer(2, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype)
+    return _conv_layer(2, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype, precision)
 
 
 # --------------------------------------------------------------------------- pooling

@@ -8,10 +8,12 @@ these forwards with XLA's generic convolution transpose rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 from jax import lax
 
+from funcnn._checks import check_precision
 from funcnn._geometry import Padding
 from funcnn.conv import _prepare_conv, conv_macs, conv_output_size
 
@@ -22,12 +24,12 @@ __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
 
-def _conv_twin(fn, ndim, x, w, b, stride, padding, dilation):
+def _conv_twin(fn, ndim, x, w, b, stride, padding, dilation, precision):
     """The plain forward both twins share: validate, one ``lax.conv_general_dilated``, add the bias."""
     x, w, b, strides, pads, dilations = _prepare_conv(fn, x, w, b, stride, padding, dilation, ndim)
     y = lax.conv_general_dilated(
         x, w, window_strides=strides, padding=pads, rhs_dilation=dilations,
-        dimension_numbers=_DIMENSION_NUMBERS[ndim],
+        dimension_numbers=_DIMENSION_NUMBERS[ndim], precision=check_precision(fn, precision),
     )
     return y if b is None else y + b
 
@@ -40,9 +42,10 @@ def conv2d(
     stride: int | Sequence[int] = 1,
     padding: Padding = "VALID",
     dilation: int | Sequence[int] = 1,
+    precision: Any = None,
 ) -> jax.Array:
     """Autodiff twin of :func:`funcnn.conv.conv2d`: x (N, H, W, C_in), w (KH, KW, C_in, C_out) -> (N, H', W', C_out)."""
-    return _conv_twin("conv2d", 2, x, w, b, stride, padding, dilation)
+    return _conv_twin("conv2d", 2, x, w, b, stride, padding, dilation, precision)
 
 
 def conv1d(
@@ -53,6 +56,7 @@ def conv1d(
     stride: int | Sequence[int] = 1,
     padding: Padding = "VALID",
     dilation: int | Sequence[int] = 1,
+    precision: Any = None,
 ) -> jax.Array:
     """Autodiff twin of :func:`funcnn.conv.conv1d`: x (N, W, C_in), w (K, C_in, C_out) -> (N, W', C_out)."""
-    return _conv_twin("conv1d", 1, x, w, b, stride, padding, dilation)
+    return _conv_twin("conv1d", 1, x, w, b, stride, padding, dilation, precision)

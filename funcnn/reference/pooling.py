@@ -1,9 +1,11 @@
-"""Autodiff twins of :mod:`funcnn.pooling`: the same forwards via ``lax.reduce_window``, no custom rules.
+"""Autodiff twins of :mod:`funcnn.pooling`: the same forwards written plainly, no custom rules.
 
 Same names, signatures, validation (shared with :mod:`funcnn.pooling`) and conventions;
-``jax.grad`` differentiates them. Max-pool padding is ``-inf``; average-pool padding is 0 and
-``count_include_pad=False`` divides by a ``reduce_window``-counted array of ones (at least 1).
-Which tied element ``jax.grad`` credits is XLA's choice, not the hand rule's first-max rule.
+``jax.grad`` differentiates them. Max pooling is the max over the stacked window taps of the
+``-inf``-padded input (``jax.grad`` splits a tie evenly among the tied elements, where the
+hand rule's credits the first maximum); average pooling is a ``lax.reduce_window`` sum with 0
+padding, and ``count_include_pad=False`` divides by a ``reduce_window``-counted array of ones
+(at least 1).
 """
 
 from __future__ import annotations
@@ -24,8 +26,19 @@ def _window_args(geo: PoolGeometry):
 
 
 def _max_pool(geo: PoolGeometry, x: jax.Array) -> jax.Array:
-    dims, strides, pads = _window_args(geo)
-    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+    # The max over the window's taps (strided views of the -inf-padded input), stacked: the
+    # plainest statement of the forward. Not lax.reduce_window: its second derivative on GPUs
+    # (select_and_gather_add) packs value and tangent into one 64-bit word and so rounds a
+    # float64 computation to float32 precision; jax.grad of a max over an axis stays exact.
+    (kh, kw), (sh, sw), (ho, wo) = geo.window, geo.strides, geo.out_sizes
+    xp = jnp.pad(x, ((0, 0), *geo.pads, (0, 0)), constant_values=-jnp.inf)
+    n, c = xp.shape[0], xp.shape[-1]
+    taps = [
+        lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return jnp.max(jnp.stack(taps), axis=0)
 
 
 def _avg_pool(geo: PoolGeometry, count_include_pad: bool, x: jax.Array) -> jax.Array:
@@ -40,7 +53,7 @@ def _avg_pool(geo: PoolGeometry, count_include_pad: bool, x: jax.Array) -> jax.A
 
 
 def max_pool2d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID") -> jax.Array:
-    """Twin of :func:`funcnn.pooling.max_pool2d`: ``lax.reduce_window`` max; ``(N, H, W, C) -> (N, H', W', C)``."""
+    """Twin of :func:`funcnn.pooling.max_pool2d`: max over stacked window taps; ``(N, H, W, C) -> (N, H', W', C)``."""
     geo = pool_geometry("max_pool2d", x, window, stride, padding, 2)
     return _max_pool(geo, jnp.asarray(x))
 
