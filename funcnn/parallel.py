@@ -311,44 +311,109 @@ def initialize_distributed(
     *,
     local_device_ids: Sequence[int] | None = None,
     initialization_timeout: int = 300,
+    multiprocess: bool | None = None,
 ) -> bool:
-    """Join a multi-process (multi-host) JAX run; call before any other JAX work.
+    """Join a multi-process (multi-host) JAX run when one is asked for; call before other JAX work.
 
-    Wraps ``jax.distributed.initialize``. Each argument left ``None`` is read from the
-    environment: ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
-    ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``; on clusters JAX detects itself (SLURM,
-    Open MPI, TPU pods, ...) all three may be absent. On CPU the cross-process collectives
-    use gloo (``jax_cpu_collectives_implementation``).
+    Wraps ``jax.distributed.initialize``. A multi-process start happens only when something
+    asks for one (:func:`multiprocess_request` lists what does): an argument here,
+    ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` > 1, a scheduler that launched several
+    tasks (``SLURM_NTASKS`` > 1, ``OMPI_COMM_WORLD_SIZE`` > 1 under ``mpirun``),
+    ``FUNCNN_DISTRIBUTED=1`` or ``multiprocess=True``. A machine that merely has ``mpi4py``
+    installed, ``OMPI_MCA_*`` variables set or runs in a Kubernetes pod runs single-process.
+    Each argument left ``None`` is read from ``JAX_COORDINATOR_ADDRESS``,
+    ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``, or else left to JAX's own cluster detection
+    (SLURM, Open MPI, TPU pods). On CPU the cross-process collectives use gloo.
+
+    Args:
+      multiprocess: ``True`` starts a multi-process run even when nothing in the environment
+        asks for one; ``False`` never starts one; ``None`` (default) decides from the
+        arguments and the environment.
 
     Returns:
-      True if this process joined a multi-process run (or had already), False when nothing
-      asks for one (no coordinator given and ``num_processes`` absent or 1): a plain
-      single-process run, nothing initialized.
+      True if this process joined a multi-process run (or had already), False for a plain
+      single-process run (nothing initialized).
+
+    Raises:
+      RuntimeError: a start was requested and ``jax.distributed.initialize`` failed; the
+        message says what asked for the start and which variables to set.
+      ValueError: ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` that are not ints.
     """
     from jax._src import distributed as _dist  # the state object jax.distributed uses
 
     if _dist.global_state.client is not None:
         return True
+    if multiprocess is False:
+        return False
     env = os.environ
     coordinator_address = coordinator_address or env.get("JAX_COORDINATOR_ADDRESS") or None
     if num_processes is None and env.get("JAX_NUM_PROCESSES"):
         num_processes = _env_int("JAX_NUM_PROCESSES")
     if process_id is None and env.get("JAX_PROCESS_ID"):
         process_id = _env_int("JAX_PROCESS_ID")
-    if coordinator_address is None and num_processes in (None, 1) and process_id in (None, 0):
-        if not _cluster_detected():
-            return False
+    if coordinator_address is not None:
+        reason = f"coordinator address {coordinator_address!r}"
+    elif num_processes is not None and num_processes > 1:
+        reason = f"num_processes={num_processes}"
+    elif multiprocess:
+        reason = "multiprocess=True"
+    else:
+        reason = multiprocess_request(env)
+    if reason is None:
+        return False
     # Cross-process collectives on CPU devices need an implementation (gloo ships with
     # jaxlib); GPU/TPU runs ignore this setting.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=coordinator_address,
-        num_processes=num_processes,
-        process_id=process_id,
-        local_device_ids=local_device_ids,
-        initialization_timeout=initialization_timeout,
-    )
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+            local_device_ids=local_device_ids,
+            initialization_timeout=initialization_timeout,
+        )
+    except Exception as e:  # noqa: BLE001 - re-raised with what was detected
+        raise RuntimeError(
+            f"initialize_distributed: a multi-process start was requested ({reason}) but "
+            f"jax.distributed.initialize failed: {type(e).__name__}: {e}. Set "
+            "JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID in every "
+            "process, or, for a single-process run, unset what asked for the start "
+            "(or pass multiprocess=False)."
+        ) from e
     return True
+
+
+#: Environment variables that ask for a multi-process start when > 1 (scheduler task counts).
+_TASK_COUNT_VARIABLES = ("JAX_NUM_PROCESSES", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE",
+                         "PMI_SIZE")
+
+
+def multiprocess_request(env: Mapping[str, str] | None = None) -> str | None:
+    """What in ``env`` (default ``os.environ``) asks for a multi-process run, or ``None``.
+
+    Asks: ``JAX_COORDINATOR_ADDRESS`` (non-empty); ``FUNCNN_DISTRIBUTED`` = 1/true/yes; a task
+    count > 1 in ``JAX_NUM_PROCESSES``, ``SLURM_NTASKS``, ``SLURM_STEP_NUM_TASKS``,
+    ``OMPI_COMM_WORLD_SIZE`` (set by ``mpirun``) or ``PMI_SIZE``. Does not ask: an installed
+    ``mpi4py``, ``OMPI_MCA_*`` settings, ``KUBERNETES_SERVICE_HOST``, a one-task SLURM job.
+
+    Returns:
+      e.g. ``"SLURM_NTASKS=4"``: the first variable that asks, as ``NAME=value``.
+    """
+    env = os.environ if env is None else env
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        return f"JAX_COORDINATOR_ADDRESS={env['JAX_COORDINATOR_ADDRESS']}"
+    flag = env.get("FUNCNN_DISTRIBUTED", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return f"FUNCNN_DISTRIBUTED={env['FUNCNN_DISTRIBUTED']}"
+    for name in _TASK_COUNT_VARIABLES:
+        value = env.get(name, "").strip()
+        try:
+            count = int(value.split("(")[0]) if value else 0  # SLURM may write "4(x2)"
+        except ValueError:
+            continue
+        if count > 1:
+            return f"{name}={value}"
+    return None
 
 
 def _env_int(name: str) -> int:
@@ -356,15 +421,6 @@ def _env_int(name: str) -> int:
         return int(os.environ[name])
     except ValueError:
         raise ValueError(f"initialize_distributed: environment variable {name} must be an int, got {os.environ[name]!r}") from None
-
-
-def _cluster_detected() -> bool:
-    try:
-        from jax._src.clusters import ClusterEnv
-
-        return any(env.is_env_present() for env in ClusterEnv._cluster_types)
-    except Exception:  # pragma: no cover - private API moved: assume no cluster
-        return False
 
 
 def is_primary() -> bool:
@@ -383,6 +439,7 @@ __all__ = [
     "make_mesh",
     "members_sharding",
     "mesh_from_flags",
+    "multiprocess_request",
     "parse_mesh",
     "process_rows",
     "put",

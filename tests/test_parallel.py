@@ -255,3 +255,99 @@ def test_initialize_distributed_without_a_cluster_is_a_no_op(monkeypatch):
     with pytest.raises(ValueError, match="JAX_NUM_PROCESSES must be an int"):
         parallel.initialize_distributed()
     assert parallel.is_primary()
+
+
+# ------------------------------------------------------------ when a multi-process start happens
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, None),
+        ({"OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OMPI_MCA_pml": "ucx"}, None),
+        ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, None),
+        ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, None),
+        ({"OMPI_COMM_WORLD_SIZE": "1"}, None),
+        ({"JAX_NUM_PROCESSES": "1"}, None),
+        ({"FUNCNN_DISTRIBUTED": "0"}, None),
+        ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "SLURM_NTASKS=4"),
+        ({"SLURM_STEP_NUM_TASKS": "2(x2)"}, "SLURM_STEP_NUM_TASKS=2(x2)"),
+        ({"OMPI_MCA_pml": "ucx", "OMPI_COMM_WORLD_SIZE": "2"}, "OMPI_COMM_WORLD_SIZE=2"),
+        ({"JAX_NUM_PROCESSES": "2"}, "JAX_NUM_PROCESSES=2"),
+        ({"JAX_COORDINATOR_ADDRESS": "host0:1234"}, "JAX_COORDINATOR_ADDRESS=host0:1234"),
+        ({"FUNCNN_DISTRIBUTED": "1"}, "FUNCNN_DISTRIBUTED=1"),
+    ],
+)
+def test_multiprocess_request_reads_only_what_asks_for_a_start(env, expected):
+    assert parallel.multiprocess_request(env) == expected
+
+
+def _clear_launch_env(monkeypatch):
+    for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "FUNCNN_DISTRIBUTED",
+              *parallel._TASK_COUNT_VARIABLES):
+        monkeypatch.delenv(k, raising=False)
+
+
+def test_a_failed_requested_start_names_what_asked_and_what_to_set(monkeypatch):
+    _clear_launch_env(monkeypatch)
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    calls = []
+
+    def failing_initialize(**kwargs):
+        calls.append(kwargs)
+        raise ValueError("coordinator_address should be defined.")
+
+    monkeypatch.setattr(jax.distributed, "initialize", failing_initialize)
+    before = jax.config.jax_cpu_collectives_implementation
+    try:
+        with pytest.raises(RuntimeError, match=r"requested \(SLURM_NTASKS=4\).*coordinator_address should be "
+                                               r"defined.*JAX_COORDINATOR_ADDRESS=host:port"):
+            parallel.initialize_distributed()
+        assert len(calls) == 1
+        # multiprocess=False wins over the environment: nothing is called.
+        assert parallel.initialize_distributed(multiprocess=False) is False
+        assert len(calls) == 1
+        monkeypatch.delenv("SLURM_NTASKS")
+        assert parallel.initialize_distributed() is False and len(calls) == 1
+        with pytest.raises(RuntimeError, match=r"requested \(multiprocess=True\)"):
+            parallel.initialize_distributed(multiprocess=True)
+    finally:
+        jax.config.update("jax_cpu_collectives_implementation", before)
+
+
+def test_parse_config_joins_no_cluster(monkeypatch):
+    """Argument parsing has no side effect: only open_run starts a multi-process run."""
+    from funcnn.train import ExperimentConfig, parse_config
+    from funcnn.train import results
+
+    _clear_launch_env(monkeypatch)
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+
+    def boom(**kwargs):
+        raise AssertionError("parse_config must not start jax.distributed")
+
+    monkeypatch.setattr(jax.distributed, "initialize", boom)
+    cfg = parse_config(ExperimentConfig, ["--no-progress", "--distributed"])
+    assert cfg.distributed is True and cfg.progress is False
+    assert results.parse_config is parse_config
+
+
+def test_stub_mpi4py_and_ompi_settings_run_single_process(tmp_path):
+    """A GPU image's usual environment (mpi4py importable, OMPI_MCA_* set) opens a run single-process."""
+    stub = tmp_path / "stub"
+    (stub / "mpi4py").mkdir(parents=True)
+    (stub / "mpi4py" / "__init__.py").write_text("raise ImportError('stub mpi4py: must not be imported')\n")
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(stub), str(HERE.parent), env.get("PYTHONPATH", "")])
+    env["OMPI_MCA_pml"] = "ucx"
+    env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+    code = (
+        "import importlib.util, jax\n"
+        "from funcnn.train import ExperimentConfig, open_run, parse_config\n"
+        "assert importlib.util.find_spec('mpi4py') is not None\n"
+        f"cfg = parse_config(ExperimentConfig, ['--out-dir', {str(tmp_path / 'out')!r}, '--run-name', 'r'])\n"
+        "run = open_run(cfg, 'probe')\n"
+        "print('processes', jax.process_count(), run.path)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "processes 1" in p.stdout
+    assert (tmp_path / "out" / "probe" / "r" / "config.json").exists()

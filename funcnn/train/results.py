@@ -530,6 +530,9 @@ class ExperimentConfig:
       mesh: a device mesh spec such as ``grid=4,data=2`` (``grid``: ablation members split
         over devices; ``data``: each batch split over devices). Default: every visible device
         on the ``grid`` axis; a single device runs the plain engine.
+      distributed: join a multi-process run even when no environment variable asks for one
+        (see :func:`funcnn.parallel.initialize_distributed`; ``JAX_COORDINATOR_ADDRESS``,
+        ``JAX_NUM_PROCESSES`` > 1, ``SLURM_NTASKS`` > 1 or ``mpirun`` start one without it).
     """
 
     out_dir: str = "results"
@@ -541,6 +544,7 @@ class ExperimentConfig:
     progress: bool = True
     devices: int | None = None
     mesh: str | None = None
+    distributed: bool = False
 
     def device_mesh(self) -> Any:
         """The :class:`jax.sharding.Mesh` the flags ask for, or ``None`` for one device.
@@ -558,17 +562,19 @@ def parse_config(cls: type, args: Sequence[str] | None = None, *, description: s
         raise TypeError(f"parse_config: cls must be a dataclass type, got {cls!r}")
     import tyro
 
-    cfg = tyro.cli(cls, args=args, description=description)
-    # Multi-host runs: join the JAX cluster before any computation creates a backend. A no-op
-    # unless JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES (or a cluster scheduler) ask for it.
-    from funcnn.parallel import initialize_distributed
-
-    initialize_distributed()
-    return cfg
+    return tyro.cli(cls, args=args, description=description)
 
 
 def open_run(cfg: ExperimentConfig, experiment: str, *, extra: Mapping[str, Any] | None = None) -> RunDir:
-    """Create (or, with ``cfg.resume``, reopen) the run directory and write ``config.json``."""
+    """Create (or, with ``cfg.resume``, reopen) the run directory and write ``config.json``.
+
+    First, before any computation creates a JAX backend, joins a multi-process run if one is
+    asked for (``cfg.distributed`` or the environment: :func:`funcnn.parallel.initialize_distributed`);
+    a single-process run initializes nothing.
+    """
+    from funcnn.parallel import initialize_distributed
+
+    initialize_distributed(multiprocess=True if getattr(cfg, "distributed", False) else None)
     name = cfg.run_name or ("smoke" if cfg.smoke else None)
     run = RunDir(cfg.out_dir, experiment, name, overwrite=cfg.overwrite, resume=cfg.resume)
     run.write_config(cfg, extra=extra)
