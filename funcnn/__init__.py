@@ -21,6 +21,7 @@ XLA_DEFAULTS = _configure_xla_cpu_defaults()
 
 from funcnn import initializers, reference  # noqa: E402
 from funcnn._layer import Layer  # noqa: E402
+from funcnn.choice import Choice  # noqa: E402
 from funcnn.activations import (  # noqa: E402
     ACTIVATION_NAMES,
     elu,
@@ -90,7 +91,7 @@ from funcnn import models  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATION_NAMES", "XLA_DEFAULTS", "Layer", "initializers", "reference",
+    "ACTIVATION_NAMES", "XLA_DEFAULTS", "Choice", "Layer", "initializers", "reference",
     # activations
     "elu", "gelu", "hard_logistic", "hard_tanh", "leaky_relu", "log_softmax", "logistic",
     "prelu", "relu", "softmax", "softplus", "swish", "tanh",

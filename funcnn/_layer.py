@@ -14,8 +14,10 @@ Metadata used by diagnostics, summaries and the rule switch:
 
 - ``name``: human-readable, e.g. ``"Dense(64)"``.
 - ``kind``: one of ``KINDS`` (what the layer is, for diagnostics and summaries).
-- ``rule``: ``"hand"`` or ``"autodiff"`` for layers built on a hand-ruled op, else ``None``.
-- ``activation``: the activation name for activation layers (``"relu"``, ...), else ``None``.
+- ``rule``: ``"hand"`` or ``"autodiff"`` for layers built on a hand-ruled op (or a
+  :class:`funcnn.Choice` among them, picked by data), else ``None``.
+- ``activation``: the activation name for activation layers (``"relu"``, ...; a
+  :class:`funcnn.Choice` for a layer that picks among activations by data), else ``None``.
 - ``config``: the constructor's settings (e.g. ``{"out": 64}``), for summaries.
 - ``children``: sub-layers of a combinator (``serial``), in order.
 - ``rebuild``: ``rule -> Layer``, the same layer under another rule (``None`` if rule-free).
@@ -54,8 +56,8 @@ class Layer:
     apply: ApplyFn
     name: str
     kind: str = "other"
-    rule: str | None = None
-    activation: str | None = None
+    rule: Any = None  # "hand" | "autodiff" | a funcnn.Choice of them | None
+    activation: Any = None  # str, or a funcnn.Choice
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     children: tuple[Layer, ...] = ()
     rebuild: Callable[[str], Layer] | None = None
@@ -81,7 +83,19 @@ class Layer:
         return self.name
 
 
-def check_rule(fn: str, rule: str) -> None:
-    """Raise ValueError unless ``rule`` is ``"hand"`` or ``"autodiff"``."""
-    if rule not in RULES:
-        raise ValueError(f"{fn}: unknown rule {rule!r}; expected one of 'hand', 'autodiff'")
+def check_rule(fn: str, rule: Any) -> None:
+    """Raise ValueError unless ``rule`` is ``"hand"``, ``"autodiff"`` or a Choice among them.
+
+    A :class:`funcnn.Choice` over the rules makes each op pick its hand rule or its twin by
+    data (one program for both; see :mod:`funcnn.choice`).
+    """
+    from funcnn.choice import Choice
+
+    if isinstance(rule, Choice):
+        bad = [r for r in rule.options if r not in RULES]
+        if bad:
+            raise ValueError(f"{fn}: unknown rule {bad[0]!r} in {rule!r}; expected options among 'hand', 'autodiff'")
+        return
+    if isinstance(rule, str) and rule in RULES:
+        return
+    raise ValueError(f"{fn}: unknown rule {rule!r}; expected one of 'hand', 'autodiff'")

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn._layer import Layer
+from funcnn.choice import Choice
 from funcnn.combinators import check_child_trees, split_keys
 
 __all__ = [
@@ -349,6 +350,20 @@ def _saturated(name: str, pre: jax.Array, post: jax.Array, tol: float) -> jax.Ar
     return None
 
 
+def _unit_fractions(act: str, pre: jax.Array, post: jax.Array, tol: float) -> tuple[Any, Any, Any, Any]:
+    """(dead, inactive, saturated, saturated-unit) fractions of one activation layer (NaN: n/a)."""
+    unit_axes = tuple(range(pre.ndim - 1))
+    if act in RELU_FAMILY:
+        inactive = pre <= 0
+        dead, frac = jnp.mean(jnp.all(inactive, axis=unit_axes)), jnp.mean(inactive)
+    else:
+        dead, frac = _NAN, _NAN
+    sat = _saturated(act, pre, post, tol)
+    if sat is None:
+        return dead, frac, _NAN, _NAN
+    return dead, frac, jnp.mean(sat), jnp.mean(jnp.all(sat, axis=unit_axes))
+
+
 def activation_stats(
     model: Layer,
     params: Any,
@@ -384,25 +399,19 @@ def _activation_stats(model, params, state, x, tol, key, train) -> ActivationSta
             continue
         act = node.layer.activation or ""
         names.append(node.name)
-        acts.append(act)
         post_f = jnp.asarray(post, jnp.result_type(float))
         cols["m"].append(jnp.mean(post_f))
         cols["s"].append(jnp.std(post_f))
-        unit_axes = tuple(range(pre.ndim - 1))
-        if act in RELU_FAMILY:
-            inactive = pre <= 0
-            cols["d"].append(jnp.mean(jnp.all(inactive, axis=unit_axes)))
-            cols["i"].append(jnp.mean(inactive))
+        if isinstance(act, Choice):
+            # Picked by data: each option's fractions (NaN where they do not apply), then the pick.
+            acts.append(act.label)
+            per = [_unit_fractions(o, pre, post, tol) for o in act.options]
+            for j, k in enumerate(("d", "i", "sf", "su")):
+                cols[k].append(act.pick([jnp.asarray(p[j], jnp.result_type(float)) for p in per]))
         else:
-            cols["d"].append(_NAN)
-            cols["i"].append(_NAN)
-        sat = _saturated(act, pre, post, tol)
-        if sat is not None:
-            cols["sf"].append(jnp.mean(sat))
-            cols["su"].append(jnp.mean(jnp.all(sat, axis=unit_axes)))
-        else:
-            cols["sf"].append(_NAN)
-            cols["su"].append(_NAN)
+            acts.append(act)
+            for k, v in zip(("d", "i", "sf", "su"), _unit_fractions(act, pre, post, tol)):
+                cols[k].append(v)
     return ActivationStats(
         mean=_stack(cols["m"]),
         std=_stack(cols["s"]),

@@ -42,7 +42,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -65,6 +65,7 @@ import funcnn.reference.pooling as _ref_pool
 from funcnn._checks import as_tuple, check_precision, shape_of
 from funcnn._geometry import output_sizes, resolve_padding
 from funcnn._layer import Layer, check_rule
+from funcnn.choice import Choice
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -126,9 +127,20 @@ _LAYOUT = {1: "(N, W, C)", 2: "(N, H, W, C)"}
 # --------------------------------------------------------------------------- helpers
 
 
-def _op(modules: dict[str, Any], rule: str, name: str) -> Callable[..., Any]:
-    """The op ``name`` under ``rule`` (hand-ruled module or its autodiff twin)."""
-    return getattr(modules[rule], name)
+def _op(modules: dict[str, Any], rule: Any, name: str) -> Callable[..., Any]:
+    """The op ``name`` under ``rule`` (hand-ruled module or its autodiff twin).
+
+    For a :class:`Choice` of rules, the op picks by data: ``lax.switch`` between the hand
+    rule and the twin (array arguments as operands, settings as constants).
+    """
+    if not isinstance(rule, Choice):
+        return getattr(modules[rule], name)
+    ops = {r: getattr(modules[r], name) for r in rule.options}
+
+    def op(*args: Any, **settings: Any) -> Any:
+        return rule.switch({r: (lambda *a, f=f: f(*a, **settings)) for r, f in ops.items()}, *args)
+
+    return op
 
 
 def _fmt(args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> str:
@@ -532,11 +544,12 @@ def _activation_settings(name: str) -> dict[str, inspect.Parameter]:
     return {p.name: p for p in params[1:]}
 
 
-def Activation(name: str, rule: str = "hand", **kwargs: Any) -> Layer:
+def Activation(name: str | Choice, rule: str = "hand", **kwargs: Any) -> Layer:
     """An elementwise (or, for softmax/log_softmax, per-row) activation layer by name.
 
     Args:
-        name: one of :data:`ACTIVATION_NAMES`.
+        name: one of :data:`ACTIVATION_NAMES`, or a :class:`funcnn.Choice` among them (see
+            :func:`_choice_activation`: one layer, one program, the pick as data).
         rule: ``"hand"`` or ``"autodiff"``.
         **kwargs: the op's settings, e.g. ``negative_slope=0.2`` for ``"leaky_relu"``,
             ``axis=1`` for ``"softmax"``. Values must be Python numbers or bools.
@@ -547,6 +560,8 @@ def Activation(name: str, rule: str = "hand", **kwargs: Any) -> Layer:
 
     Shapes: ``x -> y`` of the same shape. No params, no state.
     """
+    if isinstance(name, Choice):
+        return _choice_activation(name, rule, kwargs)
     if not isinstance(name, str) or name not in ACTIVATION_NAMES:
         raise ValueError(
             f"Activation: unknown activation {name!r}; expected one of "
@@ -603,6 +618,52 @@ def Activation(name: str, rule: str = "hand", **kwargs: Any) -> Layer:
         activation=name,
         config={"name": name, **kwargs},
         rebuild=lambda r: Activation(name, rule=r, **kwargs),
+    )
+
+
+def _choice_activation(choice: Choice, rule: str, kwargs: Mapping[str, Any]) -> Layer:
+    """``Activation(Choice(names, index))``: the activation ``names[index]``, picked by data.
+
+    Each alternative is ``Activation(name, rule, **its settings)`` with its own hand-written
+    rule; ``apply`` is ``choice.switch`` over them. Params are the tuple of every
+    alternative's params (``()`` for most; PReLU's ``alpha``, Swish's ``beta``), so members
+    that pick different activations share one structure; an alternative's params get a zero
+    gradient where it is not picked. ``kwargs`` may hold ``{name: {settings}}`` per option.
+    """
+    bad = [o for o in choice.options if o not in ACTIVATION_NAMES]
+    if bad:
+        raise ValueError(
+            f"Activation: unknown activation {bad[0]!r} in {choice!r}; expected names among "
+            + ", ".join(repr(n) for n in ACTIVATION_NAMES)
+        )
+    for k, v in kwargs.items():
+        if k not in choice.options or not isinstance(v, Mapping):
+            raise TypeError(
+                f"Activation({choice!r}): settings of a choice go per option, as name={{setting: value}}; "
+                f"got {k}={v!r}"
+            )
+    alts = tuple(Activation(o, rule=rule, **dict(kwargs.get(o, {}))) for o in choice.options)
+    lname = f"Activation({choice.label}{'' if rule == 'hand' else f', rule={rule!r}'})"
+
+    def init(key, in_shape):
+        outs = [alt.init(key, in_shape) for alt in alts]
+        return outs[0][0], tuple(o[1] for o in outs), ()
+
+    def apply(params, state, x, *, key=None, train=False):
+        branches = {
+            alt.activation: (lambda ps, x, i=i, alt=alt: alt.apply(ps[i], (), x)[0]) for i, alt in enumerate(alts)
+        }
+        return choice.switch(branches, params, x), state
+
+    return Layer(
+        init,
+        apply,
+        name=lname,
+        kind="activation",
+        rule=rule,
+        activation=choice,
+        config={"name": choice.label, **kwargs},
+        rebuild=lambda r: _choice_activation(choice, r, kwargs),
     )
 
 

@@ -10,7 +10,16 @@ when checkpoints, progress bars, plots or CLI parsing are used.
 """
 
 from funcnn.train.checkpoint import Checkpointer
-from funcnn.train.grid import GridResult, GroupInfo, MemberResult, expand_grid, run_grid
+from funcnn.train.grid import (
+    GridResult,
+    GroupInfo,
+    MemberResult,
+    PreparedGrid,
+    expand_grid,
+    prepare_grid,
+    run_grid,
+    run_grids,
+)
 from funcnn.train.loop import FitResult, History, TrainSpec, fit
 from funcnn.train.results import (
     ExperimentConfig,
@@ -66,6 +75,9 @@ __all__ = [
     "plot_lines",
     "resolve_loss",
     "run_grid",
+    "run_grids",
+    "prepare_grid",
+    "PreparedGrid",
     "save_figure",
     "set_hyperparam",
     "summarize",

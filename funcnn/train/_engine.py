@@ -19,6 +19,17 @@ Divergence: a step whose loss or gradient norm is not finite is not applied; the
 is frozen from then on (``alive=False``), its step and reason are recorded, and its
 per-step metrics read NaN afterwards.
 
+Choices (``blocks``): members that differ in a :class:`funcnn.Choice` (an activation, the
+rule, ...) share the group. Ordered so that each choice combination is one contiguous block
+of equal size, they run as ``lax.map`` over the blocks of ``vmap`` over a block's members,
+with the choice indices unbatched inside a block: ``lax.switch`` there is a real branch, so
+no member computes the alternatives it did not pick, and one program serves every block.
+(With a batched index ``vmap`` would turn the switch into a select over every branch.)
+
+Compilation: :meth:`Engine.compile` lowers and compiles both functions ahead of time
+(``jit(...).lower(...).compile()``); :func:`run_engines` compiles the next engine's
+programs in a background thread while the current one trains.
+
 Devices (``mesh``, see :mod:`funcnn.parallel`): with a mesh, the same two functions are
 jitted with output shardings: the carry replicated (``fit``) or its member axis split over
 the ``grid`` axis (groups padded to a multiple of its size with copies of member 0), each
@@ -180,6 +191,20 @@ class Compiled:
     evaluate: Callable[..., Any]
     evaluate_raw: Callable[..., Any]
     counter: TraceCounter
+    executables: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+    def aot(self, name: str, jitted: Any, args: tuple[Any, ...]) -> tuple[Any, int]:
+        """``(executable, newly_compiled)``: ``jitted`` lowered and compiled for ``args``' types."""
+        leaves, treedef = jax.tree.flatten(args)
+        sig = (name, treedef, tuple(
+            (np.shape(a), jnp.result_type(a), bool(getattr(a, "weak_type", False)) or isinstance(a, (int, float)))
+            for a in leaves
+        ))
+        if sig in self.executables:
+            return self.executables[sig], 0
+        exe = jitted.lower(*args).compile()
+        self.executables[sig] = exe
+        return exe, 1
 
 
 # Jitted programs reused across fit/run_grid calls that train the same objects (the same
@@ -200,12 +225,19 @@ def compiled_programs(
     diagnostics: Callable[..., Mapping[str, jax.Array]] | None,
     jit_kwargs: Mapping[str, Any] | None,
     mesh: Any = None,
+    blocks: tuple[int, tuple[str, ...]] | None = None,
 ) -> Compiled:
-    """The jitted chunk and evaluation functions of an engine (cached when possible)."""
+    """The jitted chunk and evaluation functions of an engine (cached when possible).
+
+    ``blocks=(k, choice_keys)``: the members form ``k`` equal contiguous blocks, each with one
+    value of every choice key (see the module docstring).
+    """
     key = None
     if cache_key is not None and not jit_kwargs:
         key = (cache_key, plan.steps_per_call, plan.steps_per_epoch, plan.batch_size, batched,
                classification, eval_batch_size, diagnostics, bool(jax.config.jax_enable_x64))
+        if blocks is not None:
+            key = (*key, blocks)
         if mesh is not None:  # the mesh-less key stays exactly as it was
             key = (*key, mesh)
         try:
@@ -215,7 +247,8 @@ def compiled_programs(
     if key is not None and key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key]
-    out = _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs, mesh)
+    out = _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs, mesh,
+                          blocks)
     _cache_put(key, out)
     return out
 
@@ -290,7 +323,35 @@ def unstack_tree(tree: Any, m: int) -> Any:
     return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
 
 
-def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs, mesh=None) -> Compiled:
+def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]]) -> Callable[..., Any]:
+    """``member_fn(a, b, hp, *shared)`` over stacked members, run block by block.
+
+    Member-stacked ``a``, ``b`` and the batched entries of ``hp`` are cut into ``k`` blocks
+    (``(k, G, ...)``); ``lax.map`` runs ``vmap(member_fn)`` over each block's ``G`` members
+    with the block's choice values as unbatched scalars; outputs are joined back to ``(M, ...)``.
+    """
+    k, choice_keys = blocks
+
+    def run(a, b, hp, *shared):
+        hb = {n: v for n, v in hp.items() if n not in choice_keys}
+        hc = {n: hp[n].reshape(k, -1)[:, 0] for n in choice_keys}
+
+        def cut(t):
+            return jax.tree.map(lambda v: v.reshape(k, v.shape[0] // k, *v.shape[1:]), t)
+
+        def one_block(args):
+            a_blk, b_blk, hb_blk, hc_blk = args
+            per_member = jax.vmap(lambda a1, b1, h1: member_fn(a1, b1, {**h1, **hc_blk}, *shared))
+            return per_member(a_blk, b_blk, hb_blk)
+
+        out = jax.lax.map(one_block, (cut(a), cut(b), cut(hb), hc))
+        return jax.tree.map(lambda v: v.reshape(v.shape[0] * v.shape[1], *v.shape[2:]), out)
+
+    return run
+
+
+def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, diagnostics, jit_kwargs, mesh=None,
+                    blocks=None) -> Compiled:
     counter = TraceCounter()
     jit_kwargs = dict(jit_kwargs or {})
     spe, B = plan.steps_per_epoch, plan.batch_size
@@ -367,7 +428,18 @@ def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, dia
         return out
 
     if mesh is None:
-        if batched:
+        if batched and blocks is not None:
+            # The carry has no second member-stacked argument: pair it with an empty tree.
+            chunk_b = _in_blocks(lambda c, _, hp, n, start, x, y: member_chunk(c, hp, n, start, x, y), blocks)
+
+            def chunk(carry, hp, n, start, x, y):
+                return chunk_b(carry, (), hp, n, start, x, y)
+
+            eval_b = _in_blocks(lambda p, s, hp, datasets: member_eval(p, s, hp, datasets), blocks)
+
+            def evaluate(params, state, hp, datasets):
+                return eval_b(params, state, hp, datasets)
+        elif batched:
             chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None))
             evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None))
         else:
@@ -414,6 +486,7 @@ class Engine:
         member_ids: Sequence[int],
         cache_key: Any = None,
         mesh: Any = None,
+        blocks: tuple[int, tuple[str, ...]] | None = None,
     ) -> None:
         self.name = name
         self.spec_fn = spec_fn
@@ -449,7 +522,10 @@ class Engine:
         self.programs = compiled_programs(
             cache_key, spec_fn=spec_fn, plan=plan, batched=batched, classification=classification,
             eval_batch_size=eval_batch_size, diagnostics=diagnostics, jit_kwargs=jit_kwargs, mesh=mesh,
+            blocks=blocks if (batched and mesh is None) else None,
         )
+        self.compile_seconds = 0.0
+        self.compilations = 0
         self._traces0 = self.programs.counter.traces
         self._chunk = self.programs.chunk
         self._evaluate = self.programs.evaluate
@@ -545,6 +621,26 @@ class Engine:
         self.eval_hist = {k: np.array(v) for k, v in tree["eval_hist"].items()}
         self.eval_done = np.array(tree["eval_done"], bool)
         self.step = int(tree["step"])
+
+    # ------------------------------------------------------------------ compiling
+    def compile(self) -> None:
+        """Compile the train chunk and the evaluation ahead of time (once per program and input
+        types, cached with the programs); later calls run the compiled executables.
+
+        Safe to call from a background thread while another engine trains. Engines on a
+        mesh keep ``jax.jit``'s own dispatch (their inputs carry shardings).
+        """
+        if self.mesh is not None:
+            return
+        t0 = time.perf_counter()
+        chunk_args = (self.carry, self.hp, self.plan.steps_per_call, self.step, self.x, self.y)
+        eval_args = (self.carry["params"], self.carry["state"], self.hp, self.datasets)
+        chunk, new_c = self.programs.aot("chunk", self.programs.chunk, chunk_args)
+        evaluate, new_e = self.programs.aot("evaluate", self.programs.evaluate, eval_args)
+        self._chunk, self._evaluate = chunk, evaluate
+        self.compilations += new_c + new_e
+        if new_c or new_e:
+            self.compile_seconds += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ running
     def run_chunk(self) -> int:
@@ -686,9 +782,11 @@ def run_engines(
 
     interrupted = False
     current: tuple[Engine, Any] | None = None
+    ahead = CompileAhead(engines)
     try:
-        for eng, ck in zip(engines, ckpts):
+        for j, (eng, ck) in enumerate(zip(engines, ckpts)):
             current = (eng, ck)
+            ahead.wait(j)  # this engine's programs are compiled; the next one's start compiling
             if bar is not None:
                 bar.set_description(f"{desc} {eng.name}" if len(engines) > 1 else desc)
             while True:
@@ -715,9 +813,45 @@ def run_engines(
             save(eng, ck)
         flush()
     finally:
+        ahead.close()
         if bar is not None:
             bar.close()
     return interrupted, time.perf_counter() - t0
+
+
+class CompileAhead:
+    """Compiles ``engines[j + 1]`` in a background thread while ``engines[j]`` trains.
+
+    XLA compiles outside the GIL, so on a machine with spare cores the next program is
+    ready when the current one finishes; on a busy one the two share the cores.
+    """
+
+    def __init__(self, engines: Sequence[Any]) -> None:
+        self.engines = list(engines)
+        self.futures: dict[int, Any] = {}
+        self.pool = None
+
+    def _submit(self, j: int) -> None:
+        if j >= len(self.engines) or j in self.futures:
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funcnn-compile")
+        self.futures[j] = self.pool.submit(self.engines[j].compile)
+
+    def wait(self, j: int) -> None:
+        """Block until engine ``j`` is compiled (compiling it here if nobody started), then
+        start compiling engine ``j + 1``."""
+        if j in self.futures:
+            self.futures.pop(j).result()
+        else:
+            self.engines[j].compile()
+        self._submit(j + 1)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def resolve_spec(fn: str, spec: Any) -> tuple[Any, Any, Any, Any]:

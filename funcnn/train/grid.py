@@ -29,12 +29,29 @@ Override the rule with ``batched=("lr", "seed")``.
   Python control flow there (``if cfg["lr"] > 0.1``) is an error telling you to make the
   key static.
 
+**Choices.** Keys listed in ``choices=`` (an activation name, the rule, a cost function:
+alternatives of the same shape) are neither static nor vmapped values: members that differ
+only in them share ONE compiled program. ``build`` receives a :class:`funcnn.Choice` for such
+a key (the options in order of first appearance, the member's pick as the index: a Python
+int in the concrete calls, a traced int inside the program) and must hand it to layers that
+take one (``Activation(choice)``, ``mlp(..., activation=choice, rule=choice)``,
+``Choice.switch`` for anything else). Members are ordered so that each combination of
+choices is a contiguous block; equal blocks run one after another inside the program with
+the pick unbatched (a real branch, no wasted work); unequal blocks (or a mesh) fall back to
+vmapping the pick, where ``lax.switch`` computes every alternative and selects.
+
+**Ahead of time.** :func:`prepare_grid` builds the groups and their programs without running
+them; ``PreparedGrid.compile()`` compiles them (``jit.lower().compile()``) and ``.run()``
+trains. :func:`run_grids` runs several prepared grids, compiling the next while the current
+one trains; :func:`run_grid` is ``prepare_grid(...).run()``.
+
 Divergence: a member whose loss or gradient becomes non-finite is frozen and recorded
 (``MemberResult.diverged``); the rest of its group and the other groups go on.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import re
@@ -45,8 +62,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn.choice import Choice
 from funcnn.parallel import check_mesh
-from funcnn.train._engine import Engine, check_data, make_plan, run_engines
+from funcnn.train._engine import CompileAhead, Engine, check_data, make_plan, run_engines
 from funcnn.train._engine import init_carry, make_carry, resolve_spec, stack_trees, unstack_tree
 from funcnn.train.loop import Diagnostics, History, history_of, init_member
 
@@ -150,12 +168,15 @@ class MemberResult:
 
 @dataclasses.dataclass
 class GroupInfo:
-    """A compiled group: its static values, its members (indices) and trace count."""
+    """A compiled group: its static values, its members (indices), trace count, and how many
+    programs were compiled ahead of time for it and in how many seconds."""
 
     name: str
     static: Config
     members: list[int]
     traces: int
+    compilations: int = 0
+    compile_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -201,12 +222,33 @@ def run_grid(
     build: Callable[[Config], Any],
     grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
     train_data: tuple[Any, Any],
+    **options: Any,
+) -> GridResult:
+    """Train every member of ``grid``: ``prepare_grid(build, grid, train_data, **options).run()``.
+
+    One compiled, vmapped program per static group; see :func:`prepare_grid` for the
+    arguments and the module docstring for batched keys and choices.
+
+    Returns:
+      a :class:`GridResult` (``.members`` in grid order, ``.summary()``, ``.curves()``).
+      Ctrl-C stops the whole grid after the current jitted call; what finished is
+      checkpointed and returned with ``interrupted=True``.
+    """
+    return prepare_grid(build, grid, train_data, **options).run()
+
+
+def prepare_grid(
+    build: Callable[[Config], Any],
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    train_data: tuple[Any, Any],
     *,
     test_data: tuple[Any, Any] | None = None,
     steps: int | None = None,
     epochs: int | None = None,
     batch_size: int = 128,
     batched: Sequence[str] | None = None,
+    choices: Sequence[str] = (),
+    choice_mode: str = "blocks",
     eval_every: int | None = None,
     eval_train: bool = True,
     eval_batch_size: int = 1024,
@@ -223,12 +265,12 @@ def run_grid(
     jit_kwargs: Mapping[str, Any] | None = None,
     mesh: Any = None,
     name: str = "grid",
-) -> GridResult:
-    """Train every member of ``grid``; one compiled, vmapped program per static group.
+) -> PreparedGrid:
+    """Build every group of ``grid`` (initial members, programs) without training it.
 
     Args:
       build: ``build(config) -> TrainSpec(model, loss, optimizer[, init])`` (or a 3-tuple).
-        See the module docstring for how batched values reach it.
+        See the module docstring for how batched values and choices reach it.
       grid: ``{key: [values]}`` (Cartesian product) or a list of config dicts. ``seed``
         (default 0) seeds each member's init, batch order and dropout exactly as in
         :func:`fit`, so a member equals ``fit`` run alone with that seed (to float
@@ -242,6 +284,10 @@ def run_grid(
         ``None``: one device, as before.
       batched: the keys to vmap over (default: every key whose values are all floats;
         ``seed`` always is).
+      choices: keys whose values are same-shaped alternatives picked by data (one program
+        for all of them; ``build`` receives a :class:`funcnn.Choice`).
+      choice_mode: ``"blocks"`` (default: equal blocks of one pick each run in turn, the
+        pick unbatched) or ``"select"`` (the pick vmapped: every alternative computed).
       checkpoint_dir: each group checkpoints into ``<checkpoint_dir>/<group>``; with
         ``resume=True`` finished groups are restored, unfinished ones continue.
       run_dir: a :class:`funcnn.train.results.RunDir` receiving evaluation records in
@@ -249,18 +295,19 @@ def run_grid(
       name: label of the progress bar.
 
     Returns:
-      a :class:`GridResult` (``.members`` in grid order, ``.summary()``, ``.curves()``).
-      Ctrl-C stops the whole grid after the current jitted call; what finished is
-      checkpointed and returned with ``interrupted=True``.
+      a :class:`PreparedGrid`: ``.compile()``, then ``.run() -> GridResult``.
     """
     fn = "run_grid"
     mesh = check_mesh(fn, mesh)
     if not callable(build):
         raise TypeError(f"{fn}: build must be a function config -> TrainSpec, got {type(build).__name__}")
+    if choice_mode not in ("blocks", "select"):
+        raise ValueError(f"{fn}: choice_mode must be 'blocks' or 'select', got {choice_mode!r}")
     configs = expand_grid(grid)
     for c in configs:
         c.setdefault("seed", 0)
-    bkeys, skeys = split_keys(configs, batched)
+    choices = _check_choices(fn, configs, choices, batched)
+    bkeys, skeys = split_keys([{k: v for k, v in c.items() if k not in choices} for c in configs], batched)
     x, y = check_data(fn, "train_data", train_data)
     test = check_data(fn, "test_data", test_data) if test_data is not None else None
     if resume and checkpoint_dir is None:
@@ -281,15 +328,35 @@ def run_grid(
     infos: list[GroupInfo] = []
     for gkey, (static, idxs) in groups.items():
         slug = group_slug(static)
-        hp = {k: jnp.asarray([configs[i][k] for i in idxs]) for k in [*bkeys, "seed"]}
-        spec_fn = _traced_build(build, static, bkeys)
-        cache_key = ("grid", build, tuple(static.items()), tuple(bkeys))
+        # A group's choices range over the values its members pick (first appearance order).
+        options = {k: tuple(dict.fromkeys(configs[i][k] for i in idxs)) for k in choices}
+
+        def concrete(c: Config, options: Mapping[str, tuple[str, ...]] = options) -> Config:
+            """A member's config as build sees it: each choice key as a concrete Choice."""
+            return {**c, **{k: Choice(options[k], options[k].index(c[k])) for k in choices}}
+
+        def hp_value(c: Config, k: str, options: Mapping[str, tuple[str, ...]] = options) -> Any:
+            return options[k].index(c[k]) if k in options else c[k]
+
+        blocks = None
+        if choices:
+            # Contiguous blocks, one per combination of picks (in option order).
+            idxs = sorted(idxs, key=lambda i: tuple(hp_value(configs[i], k) for k in choices))
+            sizes = collections.Counter(tuple(configs[i][k] for k in choices) for i in idxs)
+            if choice_mode == "blocks" and mesh is None and len(set(sizes.values())) == 1:
+                blocks = (len(sizes), tuple(choices))
+        hp = {
+            k: jnp.asarray([hp_value(configs[i], k) for i in idxs], jnp.int32 if k in options else None)
+            for k in [*bkeys, *choices, "seed"]
+        }
+        spec_fn = _traced_build(build, static, bkeys, options)
+        cache_key = ("grid", build, tuple(static.items()), tuple(bkeys), tuple(options.items()))
         for i in idxs:  # validates what build returns, with concrete values
-            resolve_spec(fn, build(dict(configs[i])))
+            resolve_spec(fn, build(concrete(configs[i])))
             break
         try:
             carry = init_carry(
-                cache_key, spec_fn, [{k: configs[i][k] for k in hp} for i in idxs],
+                cache_key, spec_fn, [{k: hp_value(configs[i], k) for k in hp} for i in idxs],
                 [configs[i]["seed"] for i in idxs], in_shape, batched=True,
             )
         except TypeError as e:  # jax's tracer errors are TypeErrors
@@ -299,7 +366,7 @@ def run_grid(
             # scale): initialize member by member, eagerly, and stack.
             carries = []
             for i in idxs:
-                model, _, optimizer, init = resolve_spec(fn, build(dict(configs[i])))
+                model, _, optimizer, init = resolve_spec(fn, build(concrete(configs[i])))
                 params, state, dk, tk = init_member(fn, model, init, configs[i]["seed"], in_shape)
                 carries.append(make_carry(params, state, optimizer.init(params), dk, tk))
             _check_same_structure(fn, slug, [configs[i] for i in idxs], carries, bkeys)
@@ -324,57 +391,140 @@ def run_grid(
                 member_ids=idxs,
                 cache_key=cache_key,
                 mesh=mesh,
+                blocks=blocks,
             )
         )
         infos.append(GroupInfo(name=slug, static=static, members=list(idxs), traces=0))
-
-    ckpts = None
-    if checkpoint_dir is not None:
-        import os
-
-        from funcnn.train.checkpoint import Checkpointer
-
-        ckpts = [Checkpointer(os.path.join(checkpoint_dir, e.name), max_to_keep=keep_checkpoints) for e in engines]
-    try:
-        interrupted, seconds = run_engines(
-            engines, checkpointers=ckpts, resume=resume, run_dir=run_dir, progress=progress,
-            callback=callback, desc=name,
-        )
-    finally:
-        for ck in ckpts or []:
-            ck.close()
-
-    members: list[MemberResult | None] = [None] * len(configs)
-    for eng, info in zip(engines, infos):
-        info.traces = eng.traces
-        params_host, state_host = eng.member_trees()
-        div = eng.diverged()
-        dsteps = eng._members(eng.carry["diverged_step"])
-        for m, i in enumerate(eng.member_ids):
-            members[i] = MemberResult(
-                config=configs[i],
-                group=eng.name,
-                params=unstack_tree(params_host, m),
-                state=unstack_tree(state_host, m),
-                history=history_of(eng, m),
-                step=eng.step,
-                diverged=div[m],
-                diverged_step=int(dsteps[m]) if dsteps[m] >= 0 else None,
-            )
-    return GridResult(
-        members=members,  # type: ignore[arg-type]
-        groups=infos,
-        batched_keys=bkeys,
-        static_keys=skeys,
-        interrupted=interrupted,
-        seconds=seconds,
+    return PreparedGrid(
+        engines=engines, infos=infos, configs=configs, batched_keys=bkeys, static_keys=skeys,
+        checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints, resume=resume, run_dir=run_dir,
+        progress=progress, callback=callback, name=name,
     )
 
 
-def _traced_build(build: Callable[[Config], Any], static: Config, bkeys: list[str]) -> Callable[[Any], tuple]:
+@dataclasses.dataclass
+class PreparedGrid:
+    """A grid whose groups are built but not trained: ``.compile()``, then ``.run()``."""
+
+    engines: list[Engine]
+    infos: list[GroupInfo]
+    configs: list[Config]
+    batched_keys: list[str]
+    static_keys: list[str]
+    checkpoint_dir: str | None
+    keep_checkpoints: int
+    resume: bool
+    run_dir: Any
+    progress: bool
+    callback: Callable[[dict[str, Any]], None] | None
+    name: str
+
+    def compile(self) -> None:
+        """Compile every group's programs ahead of time (thread-safe; a no-op once done)."""
+        for eng in self.engines:
+            eng.compile()
+
+    @property
+    def compilations(self) -> int:
+        """Programs compiled ahead of time for this grid so far."""
+        return sum(e.compilations for e in self.engines)
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(e.compile_seconds for e in self.engines)
+
+    def run(self) -> GridResult:
+        """Train every group (compiling first where not done); see :func:`run_grid`."""
+        engines, configs = self.engines, self.configs
+        ckpts = None
+        if self.checkpoint_dir is not None:
+            import os
+
+            from funcnn.train.checkpoint import Checkpointer
+
+            ckpts = [
+                Checkpointer(os.path.join(self.checkpoint_dir, e.name), max_to_keep=self.keep_checkpoints)
+                for e in engines
+            ]
+        try:
+            interrupted, seconds = run_engines(
+                engines, checkpointers=ckpts, resume=self.resume, run_dir=self.run_dir, progress=self.progress,
+                callback=self.callback, desc=self.name,
+            )
+        finally:
+            for ck in ckpts or []:
+                ck.close()
+
+        members: list[MemberResult | None] = [None] * len(configs)
+        for eng, info in zip(engines, self.infos):
+            info.traces = eng.traces
+            info.compilations = eng.compilations
+            info.compile_seconds = eng.compile_seconds
+            params_host, state_host = eng.member_trees()
+            div = eng.diverged()
+            dsteps = eng._members(eng.carry["diverged_step"])
+            for m, i in enumerate(eng.member_ids):
+                members[i] = MemberResult(
+                    config=configs[i],
+                    group=eng.name,
+                    params=unstack_tree(params_host, m),
+                    state=unstack_tree(state_host, m),
+                    history=history_of(eng, m),
+                    step=eng.step,
+                    diverged=div[m],
+                    diverged_step=int(dsteps[m]) if dsteps[m] >= 0 else None,
+                )
+        return GridResult(
+            members=members,  # type: ignore[arg-type]
+            groups=self.infos,
+            batched_keys=self.batched_keys,
+            static_keys=self.static_keys,
+            interrupted=interrupted,
+            seconds=seconds,
+        )
+
+
+def run_grids(prepared: Sequence[PreparedGrid]) -> list[GridResult]:
+    """Run prepared grids in order, compiling the next one in a background thread while the
+    current one trains. After a Ctrl-C in one grid the later ones are skipped (the returned
+    list is shorter; the last result has ``interrupted=True``)."""
+    out: list[GridResult] = []
+    ahead = CompileAhead(prepared)
+    try:
+        for j, p in enumerate(prepared):
+            ahead.wait(j)
+            out.append(p.run())
+            if out[-1].interrupted:
+                break
+    finally:
+        ahead.close()
+    return out
+
+
+def _check_choices(fn: str, configs: list[Config], choices: Sequence[str], batched: Sequence[str] | None) -> tuple[str, ...]:
+    if isinstance(choices, str) or not isinstance(choices, Sequence):
+        raise TypeError(f"{fn}: choices must be a sequence of grid keys, got {choices!r}")
+    keys = list(configs[0])
+    for k in choices:
+        if k not in keys:
+            raise ValueError(f"{fn}: choice key {k!r} is not a grid key; grid keys are {keys}")
+        if k == "seed" or (batched is not None and k in batched):
+            raise ValueError(f"{fn}: key {k!r} cannot be both a choice and batched")
+        bad = [c[k] for c in configs if not isinstance(c[k], str)]
+        if bad:
+            raise TypeError(f"{fn}: choice key {k!r} must have string values (the alternatives' names), got {bad[0]!r}")
+    return tuple(dict.fromkeys(choices))
+
+
+def _traced_build(
+    build: Callable[[Config], Any], static: Config, bkeys: list[str], options: Mapping[str, tuple[str, ...]]
+) -> Callable[[Any], tuple]:
     def spec_fn(hp: Mapping[str, jax.Array]) -> tuple:
-        """The group's (model, loss, optimizer, init) with batched values as JAX scalars."""
+        """The group's (model, loss, optimizer, init) with batched values as JAX scalars and
+        each choice as a :class:`Choice` of its (possibly traced) index."""
         cfg = {**static, **hp}
+        for k, opts in options.items():
+            cfg[k] = Choice(opts, hp[k])
         try:
             model, loss, optimizer, init = resolve_spec("run_grid", build(cfg))
         except _TRACER_ERRORS as e:
