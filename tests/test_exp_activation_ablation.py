@@ -77,11 +77,15 @@ def test_smoke(smoke_run):
     assert summary["step_costs"]["hand_ms_per_step"] > 0 and summary["step_costs"]["autodiff_ms_per_step"] > 0
     costs = {r["activation"]: r for r in summary["activation_costs"]}
     assert set(costs) == {"relu", "leaky_relu"} and costs["relu"]["hand_vs_relu"] == pytest.approx(1.0)
-    # one compilation per (activation, rule) group
-    assert summary["compilations"] and all(v == 1 for v in summary["compilations"].values())
+    # one program per rule: every activation shares it (2 activations, 1 trace each)
+    assert len(summary["compilations"]) == 2 and all(v == 1 for v in summary["compilations"].values())
+    assert {k.rsplit("rule=", 1)[-1] for k in summary["compilations"]} == {"hand", "autodiff"}
+    assert summary["run"]["compilations"] + summary["run"]["compile_cache_hits"] > 0 and summary["run"]["compile_seconds"] > 0
+    assert summary["run"]["wall_seconds"] >= summary["run"]["compile_seconds"] / 4
 
     md = (run / "summary.md").read_text()
     assert "| --- |" in md and "## Findings" in md and "softmax" in md
+    assert "s wall; XLA compiled" in md and "persistent compilation cache" in md
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["smoke"] is True
     assert "softmax" in config["excluded_output_nonlinearities"]
