@@ -20,10 +20,11 @@ What it measures, per initializer x activation x depth (x learning rate, x seed)
 - training with plain SGD (``optax.sgd``): test accuracy against chance, divergence
   (non-finite loss; the member is stopped, the step recorded, the study goes on).
 
-All six initializers of one (activation, depth) share ONE compiled, vmapped program: the
+All six initializers and every activation of one depth share ONE compiled program (the
+activation is a choice picked by data, :class:`funcnn.Choice`); the initializers are vmapped: the
 initializer is picked by a batched index (every candidate weight is drawn and the one
-with that index kept), so a (activation, depth) group costs one compilation whatever the
-number of initializers, learning rates and seeds.
+with that index kept), so a depth costs one compilation whatever the number of
+activations, initializers, learning rates and seeds.
 
 Outputs (results/init_ablation/<run>/): summary.json/.md (table + computed Findings),
 metrics.jsonl, variance_per_layer.png, delta_norms.png, success_grid.png,
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_grid(
         build, grid, (data.x_train, data.y_train), test_data=(data.x_test, data.y_test),
         steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
-        batched=("init_id", "lr"), diagnostics=diagnostics, run_dir=run, progress=cfg.progress,
+        batched=("init_id", "lr"), choices=("activation",), diagnostics=diagnostics, run_dir=run, progress=cfg.progress,
         mesh=cfg.device_mesh(), name=EXPERIMENT,
     )
     if result.interrupted:
