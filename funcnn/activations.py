@@ -51,6 +51,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
+from funcnn._rules import hand_rule
 from funcnn._checks import check_array, check_float, shape_of
 from funcnn._reduce import sum_leading
 
@@ -109,6 +110,8 @@ def _check_static_real(fn: str, name: str, value: Any) -> float:
             f"{fn}: {name} must be a Python float (a static setting, not an array), "
             f"got {type(value).__name__} {value!r}"
         )
+    if not np.isfinite(float(value)):
+        raise ValueError(f"{fn}: {name} must be a finite number, got {float(value)!r}")
     return float(value)
 
 
@@ -253,7 +256,7 @@ def logistic(x: ArrayLike) -> jax.Array:
     return _logistic(x)
 
 
-@jax.custom_vjp
+@hand_rule
 def _logistic(x):
     return lax.logistic(x)
 
@@ -294,7 +297,7 @@ def tanh(x: ArrayLike) -> jax.Array:
     return _tanh(x)
 
 
-@jax.custom_vjp
+@hand_rule
 def _tanh(x):
     return jnp.tanh(x)
 
@@ -336,7 +339,7 @@ def hard_logistic(x: ArrayLike) -> jax.Array:
     return _hard_logistic(x)
 
 
-@jax.custom_vjp
+@hand_rule
 def _hard_logistic(x):
     # where, not clip: a NaN fails both tests and falls through to 0.25 * NaN + 0.5 = NaN
     return jnp.where(x <= -2, 0, jnp.where(x >= 2, 1, 0.25 * x + 0.5)).astype(x.dtype)
@@ -379,7 +382,7 @@ def hard_tanh(x: ArrayLike) -> jax.Array:
     return _hard_tanh(x)
 
 
-@jax.custom_vjp
+@hand_rule
 def _hard_tanh(x):
     # where, not clip: a NaN fails both tests and falls through to x = NaN
     return jnp.where(x <= -1, -1, jnp.where(x >= 1, 1, x)).astype(x.dtype)
@@ -426,7 +429,7 @@ def relu(x: ArrayLike) -> jax.Array:
     return _relu(x)
 
 
-@jax.custom_vjp
+@hand_rule
 def _relu(x):
     # x <= 0 is False at NaN, so NaN passes through (jnp.maximum would too; this says so)
     return jnp.where(x <= 0, 0, x).astype(x.dtype)
@@ -474,7 +477,7 @@ def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> jax.Array:
     return _leaky_relu(x, negative_slope)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1,))
+@partial(hand_rule, nondiff_argnums=(1,))
 def _leaky_relu(x, negative_slope):
     return jnp.where(x > 0, x, negative_slope * x).astype(x.dtype)
 
@@ -526,7 +529,7 @@ def prelu(x: ArrayLike, alpha: ArrayLike) -> jax.Array:
     return _prelu(x, alpha)
 
 
-@jax.custom_vjp
+@hand_rule
 def _prelu(x, alpha):
     a = alpha.astype(x.dtype)
     return jnp.where(x > 0, x, a * x)
@@ -585,7 +588,7 @@ def _elu_negative_part(x):
     return jnp.where(x > 0, 0, x)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1,))
+@partial(hand_rule, nondiff_argnums=(1,))
 def _elu(x, alpha):
     return jnp.where(x > 0, x, alpha * jnp.expm1(_elu_negative_part(x))).astype(x.dtype)
 
@@ -637,7 +640,7 @@ def swish(x: ArrayLike, beta: ArrayLike = 1.0) -> jax.Array:
     return _swish(x, beta)
 
 
-@jax.custom_vjp
+@hand_rule
 def _swish(x, beta):
     s = lax.logistic(beta.astype(x.dtype) * x)
     return _times_vanishing(x, s)
@@ -688,7 +691,7 @@ def softplus(x: ArrayLike) -> jax.Array:
     return _softplus(x)
 
 
-@jax.custom_vjp
+@hand_rule
 def _softplus(x):
     # -|x| written as a where so NaN stays NaN; max(x, 0) likewise (x > 0 is False at NaN)
     minus_abs = jnp.where(x > 0, -x, x)
@@ -755,7 +758,7 @@ def _gelu_gate(x, approximate):
     return 0.5 * lax.erfc(-x * _SQRT_HALF)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1,))
+@partial(hand_rule, nondiff_argnums=(1,))
 def _gelu(x, approximate):
     return _times_vanishing(x, _gelu_gate(x, approximate))
 
@@ -813,7 +816,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
     return _softmax(x, axis)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1,))
+@partial(hand_rule, nondiff_argnums=(1,))
 def _softmax(x, axis):
     e = jnp.exp(_shift_by_max(x, axis))
     return e / jnp.sum(e, axis=axis, keepdims=True)
@@ -861,7 +864,7 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
     return _log_softmax(x, axis)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1,))
+@partial(hand_rule, nondiff_argnums=(1,))
 def _log_softmax(x, axis):
     z = _shift_by_max(x, axis)
     return z - jnp.log(jnp.sum(jnp.exp(z), axis=axis, keepdims=True))

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from funcnn._rules import hand_rule
 from funcnn._checks import as_tuple, check_float, check_precision, check_same_dtype, shape_of
 from funcnn._geometry import Padding, output_sizes, resolve_padding
 from funcnn._reduce import sum_leading
@@ -350,7 +351,7 @@ def _space_to_depth_kernel_grad(x, g, k_sizes, pads, precision):
     return dw
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+@partial(hand_rule, nondiff_argnums=(3, 4, 5, 6))
 def _conv2d_core(x, w, b, strides, pads, dilations, precision):
     """conv2d on validated arrays; ``strides, pads, dilations`` are static tuples, ``precision``
     lax's (every convolution and dot of the forward and backward runs at it)."""

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from funcnn._rules import hand_rule
 from funcnn._checks import check_array, check_float, check_precision, check_same_dtype, shape_of
 
 __all__ = ["dense"]
@@ -77,7 +78,7 @@ def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, precision: 
     return _dense(x, w, b, check_precision("dense", precision))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3,))
+@partial(hand_rule, nondiff_argnums=(3,))
 def _dense(x: jax.Array, w: jax.Array, b: jax.Array | None, precision: Any) -> jax.Array:
     y = jnp.matmul(x, w, precision=precision)
     return y if b is None else y + b

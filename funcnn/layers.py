@@ -190,6 +190,26 @@ def _check_channels(name: str, x_shape: tuple[int, ...], expected: int, what: st
         )
 
 
+def _check_tree(name: str, what: str, tree: Any, expected: Mapping[str, tuple[int, ...] | None]) -> None:
+    """``tree`` (the layer's params or state) must be a dict with exactly these arrays; a
+    shape of ``None`` only needs the key. The check reads shapes, so it also runs under jit."""
+    wanted = ", ".join(f"{k!r}" for k in expected)
+    if not isinstance(tree, Mapping):
+        raise TypeError(
+            f"{name}: {what} must be the dict with keys {wanted} that init returned, got {type(tree).__name__} "
+            f"{tree!r:.80}"
+        )
+    missing = [k for k in expected if k not in tree]
+    if missing:
+        raise ValueError(f"{name}: {what} lack {', '.join(map(repr, missing))}; expected keys {wanted}, got {sorted(tree)}")
+    for k, shp in expected.items():
+        if shp is not None and tuple(np.shape(tree[k])) != tuple(shp):
+            raise ValueError(
+                f"{name}: {what}[{k!r}] has shape {tuple(np.shape(tree[k]))} but this layer expects {tuple(shp)}; "
+                f"were these {what} made by another layer's init?"
+            )
+
+
 def _check_key(name: str, key: Any) -> None:
     if key is None:
         raise ValueError(f"{name}: init needs a PRNG key (e.g. jax.random.key(0)) to draw its params")
@@ -261,6 +281,8 @@ def Dense(
 
     def apply(params, state, x, *, key=None, train=False):
         x_shape = _check_x(name, x, None, "(N, ..., D_in) with rank >= 2", min_rank=2)
+        _check_tree(name, "params", params, {"w": None, "b": (out,)})
+        _check_tree(name, "params", params, {"w": (np.shape(params["w"])[0], out)})
         _check_channels(name, x_shape, params["w"].shape[0], f"w {tuple(params['w'].shape)}")
         return dense(x, params["w"], params["b"], precision=precision), state
 
@@ -341,7 +363,13 @@ def _conv_layer(
 
     def apply(params, state, x, *, key=None, train=False):
         x_shape = _check_x(name, x, (nd + 2,), layout)
+        _check_tree(name, "params", params, {"w": None, "b": (out_channels,)})
         w = params["w"]
+        if tuple(np.shape(w)[:nd]) != kernel_t or np.shape(w)[-1] != out_channels:
+            raise ValueError(
+                f"{name}: params['w'] has shape {tuple(np.shape(w))} but this layer expects "
+                f"{kernel_t + ('C_in', out_channels)}; were these params made by another layer's init?"
+            )
         _check_channels(name, x_shape, w.shape[-2], f"kernel {tuple(w.shape)}")
         y = conv(x, w, params["b"], stride=stride_t, padding=padding, dilation=dilation_t, precision=precision)
         return y, state
@@ -878,6 +906,8 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, rule: str = "hand", *,
 
     def apply(params, state, x, *, key=None, train=False):
         x_shape = _check_x(name, x, None, layout, min_rank=2)
+        _check_tree(name, "params", params, {"gamma": None, "beta": None})
+        _check_tree(name, "state", state, {"mean": None, "var": None})
         gamma, beta = params["gamma"], params["beta"]
         _check_channels(name, x_shape, gamma.shape[-1], f"gamma {tuple(gamma.shape)}")
         if not train:

@@ -55,6 +55,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
+from funcnn._rules import hand_rule
 from funcnn._checks import check_array, check_float, dtype_of, shape_of
 
 __all__ = [
@@ -113,6 +114,22 @@ def _float_target(fn: str, name: str, logits: Any, lname: str, target: Any) -> j
     return jnp.asarray(target).astype(dtype_of(logits))
 
 
+def _check_unit_interval(fn: str, name: str, target: Any, what: str = "targets") -> None:
+    """Concrete floating ``target`` values must lie in [0, 1] (under jit they cannot be read:
+    there out-of-range targets give a meaningless loss, as documented)."""
+    if not _is_concrete(target) or not jnp.issubdtype(dtype_of(target), jnp.floating):
+        return
+    t = np.asarray(target)
+    if t.size == 0:
+        return
+    bad = t[~((t >= 0) & (t <= 1))]
+    if bad.size:
+        raise ValueError(
+            f"{fn}: {what} must lie in [0, 1] (probabilities), got {name} value {float(bad.flat[0])!r} "
+            f"({name}.shape={t.shape})"
+        )
+
+
 def _is_concrete(x: Any) -> bool:
     """Whether ``x``'s values can be read in Python (False for tracers under jit/vmap/grad)."""
     return not isinstance(x, jax.core.Tracer)
@@ -156,6 +173,7 @@ def _target_rows(fn: str, logits: Any, labels: Any) -> jax.Array:
             f"{fn}: target rows must have the same shape as logits (N, K) = {(n, k)} "
             f"(no broadcasting), got labels.shape={ls}; integer labels must have shape (N,)"
         )
+    _check_unit_interval(fn, "labels", labels, what="target rows' entries")
     return jnp.asarray(labels).astype(dtype_of(logits))
 
 
@@ -189,7 +207,7 @@ def mse(pred: ArrayLike, target: ArrayLike) -> jax.Array:
     return _mse(jnp.asarray(pred), target)
 
 
-@jax.custom_vjp
+@hand_rule
 def _mse(h: jax.Array, y: jax.Array) -> jax.Array:
     e = h - y
     return 0.5 * jnp.sum(e * e) / _batch_size(h)
@@ -231,11 +249,12 @@ def logistic_mse(logits: ArrayLike, target: ArrayLike) -> jax.Array:
       ValueError: rank-0 ``logits`` or a shape mismatch.
     """
     _check_logits("logistic_mse", "logits", logits)
+    _check_unit_interval("logistic_mse", "target", target)
     target = _float_target("logistic_mse", "target", logits, "logits", target)
     return _logistic_mse(jnp.asarray(logits), target)
 
 
-@jax.custom_vjp
+@hand_rule
 def _logistic_mse(z: jax.Array, y: jax.Array) -> jax.Array:
     e = lax.logistic(z) - y
     return 0.5 * jnp.sum(e * e) / _batch_size(z)
@@ -284,6 +303,7 @@ def binary_cross_entropy(logits: ArrayLike, target: ArrayLike) -> jax.Array:
       ValueError: rank-0 ``logits`` or a shape mismatch.
     """
     _check_logits("binary_cross_entropy", "logits", logits)
+    _check_unit_interval("binary_cross_entropy", "target", target)
     target = _float_target("binary_cross_entropy", "target", logits, "logits", target)
     return _binary_cross_entropy(jnp.asarray(logits), target)
 
@@ -294,7 +314,7 @@ def _bce_sum(z: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.sum(softplus - y * z)
 
 
-@jax.custom_vjp
+@hand_rule
 def _binary_cross_entropy(z: jax.Array, y: jax.Array) -> jax.Array:
     return _bce_sum(z, y) / _batch_size(z)
 
@@ -350,16 +370,22 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return _softmax_cross_entropy(jnp.asarray(logits), rows)
 
 
-@jax.custom_vjp
+def _cross_entropy_sum(y: jax.Array, logp: jax.Array) -> jax.Array:
+    """``-sum y log p`` where classes with ``y = 0`` contribute 0, even at ``log p = -inf``
+    (a logit masked out with ``-inf``): ``0 * -inf`` would be NaN."""
+    return -jnp.sum(jnp.where(y != 0, y * logp, 0))
+
+
+@hand_rule
 def _softmax_cross_entropy(z: jax.Array, y: jax.Array) -> jax.Array:
     logp, _ = _log_softmax_and_softmax(z)
-    return -jnp.sum(y * logp) / _batch_size(z)
+    return _cross_entropy_sum(y, logp) / _batch_size(z)
 
 
 def _softmax_cross_entropy_fwd(z, y):
     logp, h = _log_softmax_and_softmax(z)
     e = h * jnp.sum(y, axis=-1, keepdims=True) - y
-    return -jnp.sum(y * logp) / _batch_size(z), e
+    return _cross_entropy_sum(y, logp) / _batch_size(z), e
 
 
 # dL/dz = (softmax(z) - y) / N   (rows summing to 1; in general (softmax(z) sum_k y_k - y) / N)
@@ -401,7 +427,7 @@ def softmax_mse(logits: ArrayLike, target: ArrayLike) -> jax.Array:
     return _softmax_mse(jnp.asarray(logits), rows)
 
 
-@jax.custom_vjp
+@hand_rule
 def _softmax_mse(z: jax.Array, y: jax.Array) -> jax.Array:
     _, h = _log_softmax_and_softmax(z)
     e = h - y

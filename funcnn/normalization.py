@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from funcnn._rules import hand_rule
 from funcnn._checks import check_float, check_same_dtype, shape_of
 from funcnn._reduce import sum_leading
 
@@ -76,6 +77,12 @@ def _validate_batch_norm(fn: str, x: Any, gamma: Any, beta: Any, eps: Any) -> fl
     xs = _check_x(fn, x)
     _check_channel_vectors(fn, xs, {"gamma": gamma, "beta": beta})
     check_same_dtype(fn, ("x", "gamma", "beta"), (x, gamma, beta))
+    if math.prod(xs[:-1]) < 2:
+        raise ValueError(
+            f"{fn}: needs more than one value per channel to estimate the batch variance "
+            f"(with one, every output is beta), got x.shape={xs}; use batch_norm_inference with "
+            f"running statistics for single examples"
+        )
     return _check_eps(fn, eps)
 
 
@@ -189,7 +196,7 @@ def _normalize(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
     return xc * inv_std, inv_std
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+@functools.partial(hand_rule, nondiff_argnums=(3,))
 def _batch_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float) -> jax.Array:
     xhat, _ = _normalize(x, eps)
     return gamma * xhat + beta

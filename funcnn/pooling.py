@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from funcnn._rules import hand_rule
 from funcnn._checks import as_tuple, check_float, check_ndim, shape_of
 from funcnn._geometry import Padding, output_sizes, resolve_padding
 
@@ -201,7 +202,7 @@ def _taps_of(geo: PoolGeometry, x: jax.Array, fill):
 
 
 # ------------------------------------------------------------------------ max pooling
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
+@partial(hand_rule, nondiff_argnums=(0,))
 def _max_pool(geo: PoolGeometry, x: jax.Array) -> jax.Array:
     y = None
     for _, t in _taps_of(geo, x, _neg_inf(x.dtype)):
@@ -376,7 +377,7 @@ def _divisor(geo: PoolGeometry, count_include_pad: bool, dtype):
     return jnp.asarray(np.maximum(window_counts(geo), 1)[None, :, :, None], dtype)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+@partial(hand_rule, nondiff_argnums=(0, 1))
 def _avg_pool(geo: PoolGeometry, count_include_pad: bool, x: jax.Array) -> jax.Array:
     s = None
     for _, t in _taps_of(geo, x, 0):

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn.losses import _check_logits, _float_target, _target_rows
+from funcnn.losses import _check_logits, _check_unit_interval, _float_target, _target_rows
 
 __all__ = [
     "mse",
@@ -45,6 +45,7 @@ def mse(pred: ArrayLike, target: ArrayLike) -> jax.Array:
 def logistic_mse(logits: ArrayLike, target: ArrayLike) -> jax.Array:
     """``1/N sum_n 1/2 ||logistic(z_n) - y_n||^2`` (autodiff twin)."""
     _check_logits("logistic_mse", "logits", logits)
+    _check_unit_interval("logistic_mse", "target", target)
     y = lax.stop_gradient(_float_target("logistic_mse", "target", logits, "logits", target))
     z = jnp.asarray(logits)
     return 0.5 * jnp.sum((lax.logistic(z) - y) ** 2) / z.shape[0]
@@ -53,6 +54,7 @@ def logistic_mse(logits: ArrayLike, target: ArrayLike) -> jax.Array:
 def binary_cross_entropy(logits: ArrayLike, target: ArrayLike) -> jax.Array:
     """``1/N sum -[y log h + (1-y) log(1-h)]``, ``h = logistic(z)`` (autodiff twin)."""
     _check_logits("binary_cross_entropy", "logits", logits)
+    _check_unit_interval("binary_cross_entropy", "target", target)
     y = lax.stop_gradient(_float_target("binary_cross_entropy", "target", logits, "logits", target))
     z = jnp.asarray(logits)
     # -[y log h + (1-y) log(1-h)] = softplus(z) - y z = logaddexp(z, 0) - y z
@@ -64,7 +66,9 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     _check_logits("softmax_cross_entropy", "logits", logits, ndims="2")
     y = lax.stop_gradient(_target_rows("softmax_cross_entropy", logits, labels))
     z = jnp.asarray(logits)
-    return -jnp.sum(y * _log_softmax(z)) / z.shape[0]
+    logp = _log_softmax(z)
+    # Classes with y = 0 add nothing, even where a logit is masked out with -inf (0 * -inf = NaN).
+    return -jnp.sum(jnp.where(y != 0, y * logp, 0)) / z.shape[0]
 
 
 def softmax_mse(logits: ArrayLike, target: ArrayLike) -> jax.Array:
