@@ -894,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.compare_rules and cfg.compare_activation not in cfg.activations:
         raise SystemExit(f"{EXPERIMENT}: --compare-activation {cfg.compare_activation!r} is not among --activations")
     t0, c0 = time.perf_counter(), time.process_time()
-    run = open_run(cfg, EXPERIMENT, extra={"hidden_activations": list(HIDDEN_ACTIVATIONS),
+    run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(HIDDEN_ACTIVATIONS),
                                            "excluded_output_nonlinearities": list(OUTPUT_NONLINEARITIES)})
     data = {ds: load(ds) for ds in cfg.datasets}
     configs = grid_configs(cfg)
@@ -993,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {f}")
     print(f"{EXPERIMENT}: done in {time.perf_counter() - t0:.0f} s ({time.process_time() - c0:.0f} s CPU); "
           f"results in {run.path}" + (" (INTERRUPTED: partial results)" if interrupted else ""))
-    return 130 if interrupted else 0
+    return run.exit_code(interrupted)
 
 
 if __name__ == "__main__":

@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     run.save_figure(fig, "cnn_anatomy")
     print("\n".join(md))
     print(f"cnn_anatomy: results in {run.path} ({time.time() - t0:.0f} s)")
-    return 130 if res.interrupted else 0
+    return run.exit_code(res.interrupted)
 
 
 if __name__ == "__main__":

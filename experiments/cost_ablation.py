@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     run.save_figure(fig, "cost_ablation")
     print(notes)
     print(f"cost_ablation: results in {run.path} ({time.time() - t0:.0f} s)")
-    return 130 if interrupted else 0
+    return run.exit_code(interrupted)
 
 
 if __name__ == "__main__":

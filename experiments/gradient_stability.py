@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     _plots(run, cfg, records, list(scenarios))
     print("\n".join(findings))
     print(f"gradient_stability: done in {time.perf_counter() - t0:.0f} s; results in {run.path}")
-    return 0
+    return run.exit_code(result.interrupted)
 
 
 def _plots(run, cfg, records, scenarios) -> None:

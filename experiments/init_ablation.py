@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     dt = time.perf_counter() - t0
     print("\n".join(findings))
     print(f"init_ablation: done in {dt:.0f} s; results in {run.path}")
-    return 0
+    return run.exit_code(result.interrupted)
 
 
 def _ratio(r: dict, which: str) -> float:

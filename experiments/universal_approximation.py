@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     _plots(run, cfg, rows, fits)
     print("\n".join(findings))
     print(f"universal_approximation: done in {time.perf_counter() - t0:.0f} s; results in {run.path}")
-    return 0
+    return run.exit_code(interrupted)
 
 
 def _plots(run, cfg, rows, fits) -> None:

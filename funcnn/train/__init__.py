@@ -9,7 +9,7 @@ orbax-checkpoint, tqdm, matplotlib and tyro (the ``experiments`` extra) are impo
 when checkpoints, progress bars, plots or CLI parsing are used.
 """
 
-from funcnn.train.checkpoint import Checkpointer
+from funcnn.train.checkpoint import CheckpointError, Checkpointer
 from funcnn.train.grid import (
     GridResult,
     GroupInfo,
@@ -48,6 +48,7 @@ from funcnn.train.step import (
 )
 
 __all__ = [
+    "CheckpointError",
     "Checkpointer",
     "ExperimentConfig",
     "FitResult",

@@ -748,10 +748,13 @@ def run_engines(
     for eng, ck in zip(engines, ckpts):
         if ck is None or not resume:
             continue
-        latest = ck.latest_step()
-        if latest is None:
+        found = ck.restore_newest(eng.checkpoint_tree())
+        if found is None:
+            # Nothing saved for this group: it starts over, and so do its metrics records.
+            if run_dir is not None and primary:
+                run_dir.truncate_metrics(lambda r, e=eng: r.get("group") == e.name)
             continue
-        tree, _ = ck.restore(latest, eng.checkpoint_tree())
+        _, tree, _ = found
         eng.load_checkpoint_tree(tree)
         if run_dir is not None and primary:
             run_dir.truncate_metrics(lambda r, e=eng: r.get("group") == e.name and r.get("step", 0) > e.step)

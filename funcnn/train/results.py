@@ -172,6 +172,13 @@ class RunDir:
         self.started = time.perf_counter()
         self.compile_stats: Any = None  # a funcnn.train.compilation.CompileStats (open_run sets it)
         self.compile_cache: str | None = None
+        self.stop_signal: int | None = None  # SIGTERM's number once one stopped the run
+
+    def exit_code(self, interrupted: bool) -> int:
+        """The script's exit status: 0, 130 after Ctrl-C, 143 (128 + 15) after SIGTERM."""
+        if not interrupted and self.stop_signal is None:
+            return 0
+        return 128 + self.stop_signal if self.stop_signal is not None else 130
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -590,6 +597,43 @@ class ExperimentConfig:
         return mesh_from_flags(self.devices, self.mesh)
 
 
+def _check_resume(cfg: Any, experiment: str, name: str | None, resumable: bool) -> None:
+    """``--resume`` must name an existing run that has checkpoints, in a script that keeps them."""
+    if not resumable:
+        raise SystemExit(
+            f"{experiment}: --resume is not available here: this script keeps no checkpoints "
+            f"(it reruns in minutes); start a new run (or --overwrite the old one)"
+        )
+    if name is None:
+        raise SystemExit(f"{experiment}: --resume needs --run-name, the name of the run to continue")
+    path = Path(cfg.out_dir) / experiment / name
+    if not path.is_dir():
+        raise SystemExit(f"{experiment}: --resume: there is no run {str(path)!r} to continue")
+    ckpt = path / "checkpoints"
+    if not ckpt.is_dir() or not any(ckpt.iterdir()):
+        raise SystemExit(
+            f"{experiment}: --resume: run {str(path)!r} has no checkpoints (it ran without --checkpoint, "
+            f"or stopped before the first one); start it again with --overwrite"
+        )
+
+
+def _stop_on_sigterm(run: RunDir) -> None:
+    """SIGTERM (``timeout``, SLURM, Kubernetes) stops the run like Ctrl-C: a KeyboardInterrupt
+    that the training loop turns into a checkpoint at the current step and an interrupted
+    summary; :meth:`RunDir.exit_code` then gives 143. Only from the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        run.stop_signal = signum
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def parse_config(cls: type, args: Sequence[str] | None = None, *, description: str | None = None) -> Any:
     """Parse the command line into the dataclass ``cls`` with tyro (``--help`` included)."""
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
@@ -599,7 +643,9 @@ def parse_config(cls: type, args: Sequence[str] | None = None, *, description: s
     return tyro.cli(cls, args=args, description=description)
 
 
-def open_run(cfg: ExperimentConfig, experiment: str, *, extra: Mapping[str, Any] | None = None) -> RunDir:
+def open_run(
+    cfg: ExperimentConfig, experiment: str, *, extra: Mapping[str, Any] | None = None, resumable: bool = False
+) -> RunDir:
     """Create (or, with ``cfg.resume``, reopen) the run directory and write ``config.json``.
 
     First, before any computation creates a JAX backend, joins a multi-process run if one is
@@ -613,7 +659,19 @@ def open_run(cfg: ExperimentConfig, experiment: str, *, extra: Mapping[str, Any]
 
     cache = enable_compilation_cache(getattr(cfg, "compile_cache", True))
     name = cfg.run_name or ("smoke" if cfg.smoke else None)
-    run = RunDir(cfg.out_dir, experiment, name, overwrite=cfg.overwrite, resume=cfg.resume)
+    if cfg.resume:
+        _check_resume(cfg, experiment, name, resumable)
+    try:
+        run = RunDir(cfg.out_dir, experiment, name, overwrite=cfg.overwrite, resume=cfg.resume)
+    except FileExistsError as e:
+        raise SystemExit(f"{experiment}: {e}") from None
+    except OSError as e:
+        where = Path(cfg.out_dir) / experiment / (name or "<timestamp>")
+        raise SystemExit(
+            f"{experiment}: cannot create the run directory {str(where)!r} under --out-dir {cfg.out_dir!r}: "
+            f"{e.strerror or e} ({type(e).__name__}); choose a writable folder with --out-dir"
+        ) from None
+    _stop_on_sigterm(run)
     run.compile_stats = CompileStats.start()
     run.compile_cache = cache
     run.write_config(cfg, extra={"compile_cache": cache, **(extra or {})})
