@@ -76,7 +76,10 @@ def test_smoke(smoke_run):
         assert r["max_abs_diff_train_loss"] < 1e-4
     assert summary["step_costs"]["hand_ms_per_step"] > 0 and summary["step_costs"]["autodiff_ms_per_step"] > 0
     costs = {r["activation"]: r for r in summary["activation_costs"]}
-    assert set(costs) == {"relu", "leaky_relu"} and costs["relu"]["hand_vs_relu"] == pytest.approx(1.0)
+    assert set(costs) == {"relu", "leaky_relu"}
+    for r in costs.values():  # measured times, and ratios that a broken timer (0 or inf) would miss
+        assert r["hand_us"] > 0 and r["autodiff_us"] > 0
+        assert 0.05 < r["hand_vs_autodiff"] < 20 and 0.05 < costs["leaky_relu"]["hand_vs_relu"] < 20
     # one program per rule: every activation shares it (2 activations, 1 trace each)
     assert len(summary["compilations"]) == 2 and all(v == 1 for v in summary["compilations"].values())
     assert {k.rsplit("rule=", 1)[-1] for k in summary["compilations"]} == {"hand", "autodiff"}
