@@ -135,9 +135,10 @@ def batch_norm_inference(
     Returns:
       ``y`` of ``x``'s shape.
 
-    With fixed statistics this is a per-channel affine map of ``x``: its gradients
-    (``dx = g gamma / sqrt(var + eps)``, ...) are what autodiff produces from the plain
-    ``jnp`` expression, so it carries no hand rule and is its own twin.
+    With fixed statistics this is a per-channel affine map of ``x``. Backward rule (hand-written),
+    with ``inv = 1 / sqrt(var + eps)``, ``xhat = (x - mean) inv`` and sums over every axis but
+    the last: ``dx = g gamma inv``, ``dmean = -sum g gamma inv``,
+    ``dvar = -1/2 inv^2 sum g gamma xhat``, ``dgamma = sum g xhat``, ``dbeta = sum g``.
 
     Raises:
       TypeError: non-floating or mixed-dtype arrays, or a non-real ``eps``.
@@ -149,8 +150,33 @@ def batch_norm_inference(
     _check_channel_vectors(fn, xs, named)
     check_same_dtype(fn, ("x", *named), (x, *named.values()))
     eps = _check_eps(fn, eps)
-    inv = lax.rsqrt(jnp.asarray(var) + eps)
-    return jnp.asarray(gamma) * (jnp.asarray(x) - jnp.asarray(mean)) * inv + jnp.asarray(beta)
+    arrays = (jnp.asarray(a) for a in (x, mean, var, gamma, beta))
+    return _batch_norm_inference(*arrays, eps)
+
+
+@functools.partial(hand_rule, nondiff_argnums=(5,))
+def _batch_norm_inference(x, mean, var, gamma, beta, eps):
+    return gamma * (x - mean) * lax.rsqrt(var + eps) + beta
+
+
+def _batch_norm_inference_fwd(x, mean, var, gamma, beta, eps):
+    inv = lax.rsqrt(var + eps)
+    xhat = (x - mean) * inv
+    return gamma * xhat + beta, (xhat, inv, gamma)
+
+
+# y = gamma xhat + beta, xhat = (x - mean) inv, inv = (var + eps)^(-1/2), d inv / d var = -1/2 inv^3:
+# dx = g gamma inv; dmean = -sum g gamma inv; dvar = -1/2 inv^2 sum g gamma xhat; dgamma = sum g xhat; dbeta = sum g
+def _batch_norm_inference_bwd(eps, res, g):
+    xhat, inv, gamma = res
+    axes = tuple(range(g.ndim - 1))
+    dx = g * gamma * inv
+    dmean = -jnp.sum(dx, axis=axes)
+    dvar = -0.5 * inv * inv * jnp.sum(g * gamma * xhat, axis=axes)
+    return dx, dmean, dvar, jnp.sum(g * xhat, axis=axes), jnp.sum(g, axis=axes)
+
+
+_batch_norm_inference.defvjp(_batch_norm_inference_fwd, _batch_norm_inference_bwd)
 
 
 # ---------------------------------------------------------------------------

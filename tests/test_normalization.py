@@ -105,9 +105,13 @@ def test_stats_and_inference():
     np.testing.assert_allclose(
         dx, jnp.broadcast_to(gamma / jnp.sqrt(var + 1e-5), x.shape), rtol=1e-12
     )
-    # they carry no hand rule, so the twin module re-exports them unchanged
-    assert ref.batch_norm_stats is bn.batch_norm_stats
-    assert ref.batch_norm_inference is bn.batch_norm_inference
+    # the twins are functions of their own and agree: values, and every cotangent of inference
+    np.testing.assert_allclose(ref.batch_norm_stats(x)[1], var, rtol=1e-12)
+    args = (x, mean, var + 0.5, gamma, beta)
+    g = jnp.asarray(np.random.default_rng(5).standard_normal(x.shape))
+    for a, b in zip(jax.vjp(bn.batch_norm_inference, *args)[1](g), jax.vjp(ref.batch_norm_inference, *args)[1](g)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert ref.batch_norm_inference is not bn.batch_norm_inference
 
 
 def test_jit_vmap_and_eps():

@@ -236,3 +236,25 @@ def test_float64_gradient_of_gradient_lowers_for_cuda_without_rounding(op, rule)
     text = exported.mlir_module()
     assert "reduce_precision" not in text
     assert not any(t in text for t in ("xf32>", "xbf16>", "xf16>")), "a float32 tensor in a float64 program"
+
+
+# ------------------------------------------------------------------ twins stand alone
+def test_no_twin_carries_a_custom_rule_and_each_is_its_own_function():
+
+
+    names = [n for m in gradcheck.OP_MODULES for n in importlib.import_module(f"funcnn.reference.{m}").__all__]
+    assert len(names) > 20
+    for m in gradcheck.OP_MODULES:
+        twin_mod = importlib.import_module(f"funcnn.reference.{m}")
+        hand_mod = importlib.import_module(f"funcnn.{m}")
+        for n in twin_mod.__all__:
+            twin = getattr(twin_mod, n)
+            if not callable(twin) or n in ("conv_output_size", "conv_macs"):  # names, geometry helpers
+                continue
+            assert not isinstance(twin, jax.custom_vjp), n
+            assert twin is not getattr(hand_mod, n, None), f"funcnn.reference.{m}.{n} is the hand op itself"
+            # nothing under it is a custom rule: its jaxpr for a float64 point has no custom_vjp call
+    for case in gradcheck.CASES:
+        fn, diff, ct = _case_functions(case, "autodiff")
+        prims = {e.primitive.name for e in _eqns(jax.make_jaxpr(fn)(*diff).jaxpr)}
+        assert not any("custom_vjp" in p for p in prims), (case.op, prims)  # (jnp's own custom_jvp is fine)

@@ -1,9 +1,9 @@
 """Autodiff twins of :mod:`funcnn.normalization`: the same forwards, no custom rules.
 
 :func:`batch_norm` is written in plain ``jnp`` for ``jax.grad`` to differentiate through
-the batch mean and variance. :func:`batch_norm_stats` and :func:`batch_norm_inference`
-carry no hand rule in :mod:`funcnn.normalization` (a reduction and a fixed affine map),
-so they are their own twins and are re-exported from there unchanged.
+the batch mean and variance; :func:`batch_norm_inference` (fixed statistics) and
+:func:`batch_norm_stats` likewise. Validation is shared with :mod:`funcnn.normalization`,
+so both accept and reject the same inputs.
 """
 
 from __future__ import annotations
@@ -14,10 +14,34 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn.normalization import (
+    _check_channel_vectors,
+    _check_eps,
+    _check_x,
     _validate_batch_norm,
-    batch_norm_inference,
-    batch_norm_stats,
 )
+from funcnn._checks import check_same_dtype
+
+
+def batch_norm_stats(x: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Per-channel batch mean and biased variance over every axis but the last (twin)."""
+    _check_x("batch_norm_stats", x)
+    x = jnp.asarray(x)
+    axes = tuple(range(x.ndim - 1))
+    return jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
+
+
+def batch_norm_inference(
+    x: ArrayLike, mean: ArrayLike, var: ArrayLike, gamma: ArrayLike, beta: ArrayLike, eps: float = 1e-5
+) -> jax.Array:
+    """Eval-mode batch norm ``gamma (x - mean) / sqrt(var + eps) + beta`` (autodiff twin)."""
+    fn = "batch_norm_inference"
+    xs = _check_x(fn, x)
+    named = {"mean": mean, "var": var, "gamma": gamma, "beta": beta}
+    _check_channel_vectors(fn, xs, named)
+    check_same_dtype(fn, ("x", *named), (x, *named.values()))
+    eps = _check_eps(fn, eps)
+    inv = lax.rsqrt(jnp.asarray(var) + eps)
+    return jnp.asarray(gamma) * (jnp.asarray(x) - jnp.asarray(mean)) * inv + jnp.asarray(beta)
 
 __all__ = ["batch_norm", "batch_norm_stats", "batch_norm_inference"]
 
