@@ -73,6 +73,16 @@ def _check_eps(fn: str, eps: Any) -> float:
     return float(eps)
 
 
+def _validate_batch_norm_inference(x: Any, mean: Any, var: Any, gamma: Any, beta: Any, eps: Any) -> float:
+    """Check batch_norm_inference's arguments (shared with the twin); return ``eps``."""
+    fn = "batch_norm_inference"
+    xs = _check_x(fn, x)
+    named = {"mean": mean, "var": var, "gamma": gamma, "beta": beta}
+    _check_channel_vectors(fn, xs, named)
+    check_same_dtype(fn, ("x", *named), (x, *named.values()))
+    return _check_eps(fn, eps)
+
+
 def _validate_batch_norm(fn: str, x: Any, gamma: Any, beta: Any, eps: Any) -> float:
     xs = _check_x(fn, x)
     _check_channel_vectors(fn, xs, {"gamma": gamma, "beta": beta})
@@ -144,12 +154,7 @@ def batch_norm_inference(
       TypeError: non-floating or mixed-dtype arrays, or a non-real ``eps``.
       ValueError: ``x`` of rank < 2, any vector not of shape ``(C,)``, or ``eps < 0``.
     """
-    fn = "batch_norm_inference"
-    xs = _check_x(fn, x)
-    named = {"mean": mean, "var": var, "gamma": gamma, "beta": beta}
-    _check_channel_vectors(fn, xs, named)
-    check_same_dtype(fn, ("x", *named), (x, *named.values()))
-    eps = _check_eps(fn, eps)
+    eps = _validate_batch_norm_inference(x, mean, var, gamma, beta, eps)
     arrays = (jnp.asarray(a) for a in (x, mean, var, gamma, beta))
     return _batch_norm_inference(*arrays, eps)
 

@@ -13,13 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn.normalization import (
-    _check_channel_vectors,
-    _check_eps,
-    _check_x,
-    _validate_batch_norm,
-)
-from funcnn._checks import check_same_dtype
+from funcnn.normalization import _check_x, _validate_batch_norm, _validate_batch_norm_inference
 
 
 def batch_norm_stats(x: ArrayLike) -> tuple[jax.Array, jax.Array]:
@@ -34,12 +28,7 @@ def batch_norm_inference(
     x: ArrayLike, mean: ArrayLike, var: ArrayLike, gamma: ArrayLike, beta: ArrayLike, eps: float = 1e-5
 ) -> jax.Array:
     """Eval-mode batch norm ``gamma (x - mean) / sqrt(var + eps) + beta`` (autodiff twin)."""
-    fn = "batch_norm_inference"
-    xs = _check_x(fn, x)
-    named = {"mean": mean, "var": var, "gamma": gamma, "beta": beta}
-    _check_channel_vectors(fn, xs, named)
-    check_same_dtype(fn, ("x", *named), (x, *named.values()))
-    eps = _check_eps(fn, eps)
+    eps = _validate_batch_norm_inference(x, mean, var, gamma, beta, eps)
     inv = lax.rsqrt(jnp.asarray(var) + eps)
     return jnp.asarray(gamma) * (jnp.asarray(x) - jnp.asarray(mean)) * inv + jnp.asarray(beta)
 
