@@ -663,8 +663,8 @@ def open_run(
         _check_resume(cfg, experiment, name, resumable)
     try:
         run = RunDir(cfg.out_dir, experiment, name, overwrite=cfg.overwrite, resume=cfg.resume)
-    except FileExistsError as e:
-        raise SystemExit(f"{experiment}: {e}") from None
+    except FileExistsError:
+        raise
     except OSError as e:
         where = Path(cfg.out_dir) / experiment / (name or "<timestamp>")
         raise SystemExit(
