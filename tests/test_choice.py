@@ -125,10 +125,16 @@ GRID = {"activation": list(ACTS), "lr": [1e-2, 5e-2], "seed": [0, 1]}
 OPTS = dict(steps=24, batch_size=16, eval_every=12, steps_per_call=8, progress=False)
 
 
-@pytest.mark.parametrize("mode", ["blocks", "select"])
-def test_a_choice_grid_is_one_program_and_matches_one_program_per_activation(mode):
+@pytest.fixture(scope="module")
+def static_grid():
     x, y = _data()
-    static = run_grid(_build, GRID, (x, y), test_data=(x, y), **OPTS)
+    return run_grid(_build, GRID, (x, y), test_data=(x, y), **OPTS)
+
+
+@pytest.mark.parametrize("mode", ["blocks", "select"])
+def test_a_choice_grid_is_one_program_and_matches_one_program_per_activation(mode, static_grid):
+    x, y = _data()
+    static = static_grid
     stats = CompileStats.start()
     chosen = run_grid(_build, GRID, (x, y), test_data=(x, y), choices=("activation",), choice_mode=mode, **OPTS)
     assert len(static.groups) == len(ACTS) and len(chosen.groups) == 1
