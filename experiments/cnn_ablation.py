@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 import numpy as np
+import tyro
 import optax
 
 from funcnn.combinators import serial
@@ -67,6 +68,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 @dataclasses.dataclass
 class Config(ExperimentConfig):
     """CNN ablation settings (``--smoke`` shrinks steps, seeds and the variant list)."""
+
+    resume: tyro.conf.Suppress[bool] = False
+    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     rule: str = "hand"
     """backward rule of every layer: "hand" (custom_vjp) or "autodiff"."""

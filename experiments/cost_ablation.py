@@ -41,6 +41,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 import optax
 
 from funcnn.combinators import serial
@@ -57,6 +58,9 @@ SOFTMAX_COSTS = {"softmax_mse": softmax_mse, "softmax_cross_entropy": softmax_cr
 @dataclasses.dataclass
 class Config(ExperimentConfig):
     """Cost ablation settings (``--smoke`` shrinks the step counts and seeds)."""
+
+    resume: tyro.conf.Suppress[bool] = False
+    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     rule: str = "hand"
     """backward rule of every layer and loss: "hand" (custom_vjp) or "autodiff"."""

@@ -28,6 +28,7 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+import tyro
 import optax
 
 from funcnn import initializers as I
@@ -50,6 +51,9 @@ EXPERIMENT = "gradient_stability"
 @dataclasses.dataclass
 class Config(ExperimentConfig):
     """Bad init / high learning rate x gradient clipping x batch norm on a deep ReLU MLP."""
+
+    resume: tyro.conf.Suppress[bool] = False
+    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     dataset: str = "mnist1d"
     """'mnist1d' or 'digits' (flattened inputs)."""

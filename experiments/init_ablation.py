@@ -42,6 +42,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 import optax
 
 from funcnn import initializers as I
@@ -77,6 +78,9 @@ ACTIVATIONS = ("logistic", "tanh", "relu")
 @dataclasses.dataclass
 class Config(ExperimentConfig):
     """Initializer x activation x depth grid on deep MLPs trained with plain SGD."""
+
+    resume: tyro.conf.Suppress[bool] = False
+    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     dataset: str = "mnist1d"
     """'mnist1d' or 'digits' (flattened inputs)."""

@@ -38,6 +38,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from funcnn import initializers as I
 from funcnn._layer import Layer
@@ -62,6 +63,9 @@ EXPERIMENT = "universal_approximation"
 @dataclasses.dataclass
 class Config(ExperimentConfig):
     """One hidden layer of width 1..256 fitting continuous targets on [-1, 1]."""
+
+    resume: tyro.conf.Suppress[bool] = False
+    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     targets: tuple[str, ...] = ("sin", "abs", "bumps")
     """Regression sets of funcnn.data (sin, abs, square, smooth_step, bumps)."""
