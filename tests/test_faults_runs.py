@@ -115,3 +115,25 @@ def test_a_group_without_checkpoint_restarts_its_metrics(tmp_path):
     assert not res.interrupted
     recs = RunDir(tmp_path, "exp", "r", resume=True).read_metrics()
     assert [r["step"] for r in recs] == [0, 4, 8] and all(r["test_loss"] != 9.0 for r in recs)
+
+
+def test_a_failed_save_is_one_line_without_shutdown_noise(tmp_path):
+    """A checkpoint that cannot be written: CheckpointError, one line with step, folder and cause,
+    and nothing else on stderr when the process exits (no asyncio shutdown noise)."""
+    code = f"""
+import shutil, numpy as np
+from funcnn.train import Checkpointer, CheckpointError
+d = {str(tmp_path / 'c')!r}
+ck = Checkpointer(d)
+ck.save(1, {{"a": np.arange(3.0)}})
+shutil.rmtree(d); open(d, "w").write("not a folder")
+try:
+    ck.save(2, {{"a": np.arange(3.0)}})
+except CheckpointError as e:
+    print(e)
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1 and "could not write step 2 to" in lines[0] and "NotADirectoryError" in lines[0]
+    assert "Event loop is closed" not in p.stderr and "meta_path" not in p.stderr and "Traceback" not in p.stderr
