@@ -16,8 +16,8 @@ branch and selects per member; :func:`funcnn.train.run_grid` avoids that by runn
 that share a choice as one block, with the index unbatched (a real branch).
 
 Layers take a ``Choice`` where a name would go: ``Activation(Choice(...))`` (a union of the
-alternatives' parameters), and :func:`funcnn.combinators.switch` picks among whole models of
-one parameter structure (e.g. ``model.with_rule("hand")`` vs ``("autodiff")``).
+alternatives' parameters), and ``rule=Choice(("hand", "autodiff"), i)`` on any layer or model
+makes each op pick its hand rule or its twin by data.
 """
 
 from __future__ import annotations
