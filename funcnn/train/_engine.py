@@ -323,28 +323,30 @@ def unstack_tree(tree: Any, m: int) -> Any:
     return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
 
 
-def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]]) -> Callable[..., Any]:
-    """``member_fn(a, b, hp, *shared)`` over stacked members, run block by block.
+def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]], stacked: int) -> Callable[..., Any]:
+    """``member_fn(*member_args, hp, *shared)`` over stacked members, run block by block.
 
-    Member-stacked ``a``, ``b`` and the batched entries of ``hp`` are cut into ``k`` blocks
-    (``(k, G, ...)``); ``lax.map`` runs ``vmap(member_fn)`` over each block's ``G`` members
-    with the block's choice values as unbatched scalars; outputs are joined back to ``(M, ...)``.
+    The first ``stacked`` arguments (member-stacked) and the batched entries of ``hp`` are cut
+    into ``k`` blocks (``(k, G, ...)``); ``lax.map`` runs ``vmap(member_fn)`` over each block's
+    ``G`` members with the block's choice values as unbatched scalars; outputs are joined back
+    to ``(M, ...)``.
     """
     k, choice_keys = blocks
 
-    def run(a, b, hp, *shared):
+    def run(*args):
+        members, hp, shared = args[:stacked], args[stacked], args[stacked + 1:]
         hb = {n: v for n, v in hp.items() if n not in choice_keys}
         hc = {n: hp[n].reshape(k, -1)[:, 0] for n in choice_keys}
 
         def cut(t):
             return jax.tree.map(lambda v: v.reshape(k, v.shape[0] // k, *v.shape[1:]), t)
 
-        def one_block(args):
-            a_blk, b_blk, hb_blk, hc_blk = args
-            per_member = jax.vmap(lambda a1, b1, h1: member_fn(a1, b1, {**h1, **hc_blk}, *shared))
-            return per_member(a_blk, b_blk, hb_blk)
+        def one_block(block):
+            m_blk, hb_blk, hc_blk = block
+            per_member = jax.vmap(lambda m, h: member_fn(*m, {**h, **hc_blk}, *shared))
+            return per_member(m_blk, hb_blk)
 
-        out = jax.lax.map(one_block, (cut(a), cut(b), cut(hb), hc))
+        out = jax.lax.map(one_block, (cut(members), cut(hb), hc))
         return jax.tree.map(lambda v: v.reshape(v.shape[0] * v.shape[1], *v.shape[2:]), out)
 
     return run
@@ -429,16 +431,8 @@ def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, dia
 
     if mesh is None:
         if batched and blocks is not None:
-            # The carry has no second member-stacked argument: pair it with an empty tree.
-            chunk_b = _in_blocks(lambda c, _, hp, n, start, x, y: member_chunk(c, hp, n, start, x, y), blocks)
-
-            def chunk(carry, hp, n, start, x, y):
-                return chunk_b(carry, (), hp, n, start, x, y)
-
-            eval_b = _in_blocks(lambda p, s, hp, datasets: member_eval(p, s, hp, datasets), blocks)
-
-            def evaluate(params, state, hp, datasets):
-                return eval_b(params, state, hp, datasets)
+            chunk = _in_blocks(member_chunk, blocks, stacked=1)  # (carry, hp, n, start, x, y)
+            evaluate = _in_blocks(member_eval, blocks, stacked=2)  # (params, state, hp, datasets)
         elif batched:
             chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None))
             evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None))

@@ -214,13 +214,13 @@ class RunDir:
     def run_facts(self) -> str:
         """``Run: 41.2 s wall; XLA compiled 57 programs, 9.8 s compiling and loading (persistent
         compilation cache: on, 3 more programs loaded from it).``"""
-        wall = time.perf_counter() - self.started
-        line = f"Run: {wall:.1f} s wall"
-        if self.compile_stats is not None:
-            st = self.compile_stats.read()
-            cache = "off" if self.compile_cache is None else f"on, {st.cache_hits} more programs loaded from it"
-            line += (f"; XLA compiled {st.compilations} programs, {st.seconds:.1f} s compiling and loading "
-                     f"(persistent compilation cache: {cache})")
+        st = self.run_stats()
+        line = f"Run: {st['wall_seconds']:.1f} s wall"
+        if "compilations" in st:
+            hits = st["compile_cache_hits"]
+            cache = "off" if st["compile_cache"] is None else f"on, {hits} more programs loaded from it"
+            line += (f"; XLA compiled {st['compilations']} programs, {st['compile_seconds']:.1f} s compiling and "
+                     f"loading (persistent compilation cache: {cache})")
         return line + "."
 
     def run_stats(self) -> dict[str, Any]:
