@@ -42,17 +42,22 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from numbers import Real
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._rules import hand_rule
-from funcnn._checks import check_array, check_float, shape_of
+from funcnn._validation import (
+    ACTIVATION_NAMES,
+    _check_axis,
+    _check_prelu_alpha,
+    _check_static_bool,
+    _check_static_real,
+    _check_swish_beta,
+    _check_x,
+)
 from funcnn._reduce import sum_leading
 
 __all__ = [
@@ -71,117 +76,6 @@ __all__ = [
     "swish",
     "tanh",
 ]
-
-#: The names of every activation, in the order of the module contract. Both this module
-#: and :mod:`funcnn.reference.activations` define each of them with the same signature.
-ACTIVATION_NAMES: tuple[str, ...] = (
-    "logistic",
-    "tanh",
-    "hard_logistic",
-    "hard_tanh",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "swish",
-    "softplus",
-    "gelu",
-    "softmax",
-    "log_softmax",
-)
-
-
-# ---------------------------------------------------------------------------------------
-# Validation, shared with funcnn.reference.activations (so both raise the same errors).
-# ---------------------------------------------------------------------------------------
-
-
-def _check_x(fn: str, x: Any) -> jax.Array:
-    """Require a floating-point array (or Python float) ``x``; return it as a JAX array."""
-    check_float(fn, "x", x)
-    return jnp.asarray(x)
-
-
-def _check_static_real(fn: str, name: str, value: Any) -> float:
-    """Require a static real number (a setting, not an array); return it as a float."""
-    is_real = isinstance(value, (Real, np.integer, np.floating))
-    if isinstance(value, (bool, np.bool_)) or not is_real:
-        raise TypeError(
-            f"{fn}: {name} must be a Python float (a static setting, not an array), "
-            f"got {type(value).__name__} {value!r}"
-        )
-    if not np.isfinite(float(value)):
-        raise ValueError(f"{fn}: {name} must be a finite number, got {float(value)!r}")
-    return float(value)
-
-
-def _check_static_bool(fn: str, name: str, value: Any) -> bool:
-    """Require a Python bool setting; return it."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _check_axis(fn: str, x: jax.Array, axis: Any) -> int:
-    """Require an int axis within ``x``'s rank; return it as a non-negative int."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{fn}: axis must be an int, got {type(axis).__name__} {axis!r}")
-    ndim = x.ndim
-    if not -ndim <= axis < ndim:
-        raise ValueError(
-            f"{fn}: axis {int(axis)} is out of range for x of rank {ndim} "
-            f"(x.shape={tuple(x.shape)}); expected -{ndim} <= axis < {ndim}"
-        )
-    return int(axis) % ndim
-
-
-def _check_param(fn: str, name: str, value: Any, x: jax.Array) -> jax.Array:
-    """Require a floating-point parameter array (or a Python number); return it as an array.
-
-    Python numbers become arrays of ``x``'s dtype; arrays keep their own dtype (the rule
-    computes in ``x``'s dtype and returns the parameter's gradient in the parameter's).
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return jnp.asarray(value, dtype=x.dtype)
-    check_array(fn, name, value)
-    check_float(fn, name, value)
-    return jnp.asarray(value)
-
-
-def _check_prelu_alpha(fn: str, x: jax.Array, alpha: Any) -> jax.Array:
-    """Require prelu's ``alpha`` of shape ``()``, ``(1,)`` or ``(C,)`` with C = x.shape[-1]."""
-    alpha = _check_param(fn, "alpha", alpha, x)
-    shape = shape_of(alpha)
-    if x.ndim == 0:
-        if shape != ():
-            raise ValueError(
-                f"{fn}: x is a scalar (x.shape=()), so alpha must be a scalar of shape (), "
-                f"got alpha.shape={shape}"
-            )
-        return alpha
-    channels = x.shape[-1]
-    if shape not in ((), (1,), (channels,)):
-        raise ValueError(
-            f"{fn}: alpha must have shape (), (1,) or ({channels},) to match the last axis of x "
-            f"(x.shape={tuple(x.shape)}), got alpha.shape={shape}"
-        )
-    return alpha
-
-
-def _check_swish_beta(fn: str, x: jax.Array, beta: Any) -> jax.Array:
-    """Require swish's ``beta`` to broadcast to ``x.shape`` (without enlarging it)."""
-    beta = _check_param(fn, "beta", beta, x)
-    shape = shape_of(beta)
-    try:
-        broadcast = np.broadcast_shapes(tuple(x.shape), shape)
-    except ValueError:
-        broadcast = None
-    if broadcast != tuple(x.shape):
-        raise ValueError(
-            f"{fn}: beta must be a scalar or broadcastable to x.shape={tuple(x.shape)}, "
-            f"got beta.shape={shape}"
-        )
-    return beta
 
 
 # ---------------------------------------------------------------------------------------

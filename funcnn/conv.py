@@ -30,173 +30,24 @@ Every path is checked against the autodiff twin in the tests. BENCHMARKS.md has 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from funcnn._rules import hand_rule
-from funcnn._checks import as_tuple, check_float, check_precision, check_same_dtype, shape_of
-from funcnn._geometry import Padding, output_sizes, resolve_padding
+from funcnn._checks import check_precision
+from funcnn._geometry import Padding, conv_macs, conv_output_size
+from funcnn._validation import _prepare_conv
 from funcnn._reduce import sum_leading
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 
 # Dimension numbers of the forward: input NHWC, kernel HWIO, output NHWC.
 _FWD_DIMS = ("NHWC", "HWIO", "NHWC")
-
-_LAYOUTS = {1: ("(N, W, C_in)", "(K, C_in, C_out)"), 2: ("(N, H, W, C_in)", "(KH, KW, C_in, C_out)")}
-
-
-# --------------------------------------------------------------------------------------
-# Geometry and validation (shared with funcnn.reference.conv)
-# --------------------------------------------------------------------------------------
-
-
-def _check_shape(fn: str, name: str, shape: Any) -> tuple[int, ...]:
-    """A shape given as a sequence of non-negative ints, as a tuple."""
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
-        raise TypeError(f"{fn}: {name} must be a tuple of ints, got {shape!r}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape) or any(v < 0 for v in shape):
-        raise ValueError(f"{fn}: {name} must be a tuple of non-negative ints, got {tuple(shape)!r}")
-    return tuple(shape)
-
-
-def _conv_geometry(
-    fn: str,
-    x_shape: tuple[int, ...],
-    w_shape: tuple[int, ...],
-    stride: Any,
-    padding: Any,
-    dilation: Any,
-    nd: int,
-) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...], tuple[int, ...]]:
-    """Validate an ``nd``-D conv's shapes and settings.
-
-    Returns ``(strides, pads, dilations, out_sizes)``, each with one entry per spatial dim.
-    Raises ValueError/TypeError naming ``fn``, the argument and the shapes that arrived.
-    """
-    x_layout, w_layout = _LAYOUTS[nd]
-    if len(x_shape) != nd + 2:
-        raise ValueError(
-            f"{fn}: x must have rank {nd + 2} {x_layout}, got rank {len(x_shape)} (x.shape={x_shape})"
-        )
-    if len(w_shape) != nd + 2:
-        raise ValueError(
-            f"{fn}: w must have rank {nd + 2} {w_layout}, got rank {len(w_shape)} (w.shape={w_shape})"
-        )
-    if x_shape[-1] != w_shape[-2]:
-        raise ValueError(
-            f"{fn}: x has {x_shape[-1]} channels but w expects {w_shape[-2]} "
-            f"(x.shape={x_shape}, w.shape={w_shape})"
-        )
-    window = tuple(w_shape[:nd])
-    if any(k < 1 for k in window):
-        raise ValueError(f"{fn}: w's spatial (kernel) sizes must be >= 1, got w.shape={w_shape}")
-    strides = as_tuple(fn, "stride", stride, nd, minimum=1)
-    dilations = as_tuple(fn, "dilation", dilation, nd, minimum=1)
-    in_sizes = tuple(x_shape[1:-1])
-    pads = resolve_padding(fn, padding, in_sizes, window, strides, dilations)
-    try:
-        outs = output_sizes(fn, in_sizes, window, strides, pads, dilations, what="kernel")
-    except ValueError as e:
-        raise ValueError(f"{e} (x.shape={x_shape}, w.shape={w_shape})") from None
-    return strides, pads, dilations, outs
-
-
-def _prepare_conv(
-    fn: str, x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, nd: int
-) -> tuple[jax.Array, jax.Array, Optional[jax.Array], tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
-    """Validate a conv call (types, ranks, channels, bias, geometry) before any array work.
-
-    Returns ``(x, w, b, strides, pads, dilations)`` with arrays converted to ``jax.Array``
-    and settings as tuples of ints (hashable, ready for ``nondiff_argnums``).
-    """
-    check_float(fn, "x", x)
-    check_float(fn, "w", w)
-    if b is not None:
-        check_float(fn, "b", b)
-    x_shape, w_shape = shape_of(x), shape_of(w)
-    strides, pads, dilations, _ = _conv_geometry(fn, x_shape, w_shape, stride, padding, dilation, nd)
-    if b is not None and shape_of(b) != (w_shape[-1],):
-        raise ValueError(
-            f"{fn}: b must have shape ({w_shape[-1]},) (w's C_out), got b.shape={shape_of(b)} "
-            f"(w.shape={w_shape})"
-        )
-    x, w = jnp.asarray(x), jnp.asarray(w)
-    b = None if b is None else jnp.asarray(b)
-    check_same_dtype(fn, ("x", "w", "b"), (x, w, b))
-    return x, w, b, strides, pads, dilations
-
-
-def conv_output_size(n: int, k: int, stride: int = 1, padding: Padding = "VALID", dilation: int = 1) -> int:
-    """Output length of one spatial dim of a convolution.
-
-    Args:
-        n: input length (>= 1).
-        k: kernel length (>= 1).
-        stride: step between windows (>= 1).
-        padding: ``"VALID"``, ``"SAME"``, an int (both sides) or one ``(lo, hi)`` pair
-            (``[(lo, hi)]`` is accepted too).
-        dilation: spacing between kernel taps (>= 1).
-
-    Returns:
-        ``floor((n + lo + hi - k_eff) / stride) + 1`` with ``k_eff = dilation * (k - 1) + 1``;
-        ``"SAME"`` gives ``ceil(n / stride)`` and ``"VALID"`` ``floor((n - k_eff) / stride) + 1``.
-
-    Raises:
-        ValueError: non-positive sizes/stride/dilation, unknown padding, or a (dilated)
-            kernel larger than the padded input.
-    """
-    fn = "conv_output_size"
-    (n_,) = as_tuple(fn, "n", n, 1, minimum=1)
-    (k_,) = as_tuple(fn, "k", k, 1, minimum=1)
-    strides = as_tuple(fn, "stride", stride, 1, minimum=1)
-    dilations = as_tuple(fn, "dilation", dilation, 1, minimum=1)
-    # A bare (lo, hi) pair is the natural way to write one dim's padding.
-    if (
-        isinstance(padding, Sequence)
-        and not isinstance(padding, str)
-        and len(padding) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in padding)
-    ):
-        padding = (tuple(padding),)
-    pads = resolve_padding(fn, padding, (n_,), (k_,), strides, dilations)
-    (out,) = output_sizes(fn, (n_,), (k_,), strides, pads, dilations, what="kernel")
-    return out
-
-
-def conv_macs(
-    x_shape: Sequence[int],
-    w_shape: Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding = "VALID",
-    dilation: int | Sequence[int] = 1,
-) -> int:
-    """Multiply-accumulate count of one forward convolution, for the whole batch.
-
-    Works for 1-D (``x_shape=(N, W, C_in)``, ``w_shape=(K, C_in, C_out)``) and 2-D
-    (``(N, H, W, C_in)``, ``(KH, KW, C_in, C_out)``); the rank of ``w_shape`` decides.
-
-    Returns:
-        ``N * prod(out spatial) * prod(kernel spatial) * C_in * C_out`` (direct convolution;
-        padding taps are counted, bias adds are not). FLOPs are ``2 *`` this.
-    """
-    fn = "conv_macs"
-    x_shape = _check_shape(fn, "x_shape", x_shape)
-    w_shape = _check_shape(fn, "w_shape", w_shape)
-    nd = len(w_shape) - 2
-    if nd not in _LAYOUTS:
-        raise ValueError(
-            f"{fn}: w_shape must have rank 3 (K, C_in, C_out) or 4 (KH, KW, C_in, C_out), "
-            f"got rank {len(w_shape)} (w_shape={w_shape})"
-        )
-    _, _, _, outs = _conv_geometry(fn, x_shape, w_shape, stride, padding, dilation, nd)
-    return x_shape[0] * math.prod(outs) * math.prod(w_shape)
 
 
 # --------------------------------------------------------------------------------------

@@ -20,35 +20,11 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._rules import hand_rule
-from funcnn._checks import check_array, check_float, check_precision, check_same_dtype, shape_of
+from funcnn._checks import check_precision
+from funcnn._validation import _validate_dense
 
 __all__ = ["dense"]
 
-
-def _validate_dense(fn: str, x: Any, w: Any, b: Any) -> None:
-    """Check dense's arguments in Python, before any array work (shared with the twin)."""
-    check_float(fn, "x", x)
-    check_float(fn, "w", w)
-    if b is not None:
-        check_float(fn, "b", b)
-    xs, ws = shape_of(x), shape_of(w)
-    if len(xs) < 1:
-        raise ValueError(f"{fn}: x must have rank >= 1 (..., D_in), got rank 0 (x.shape={xs})")
-    if len(ws) != 2:
-        raise ValueError(
-            f"{fn}: w must have rank 2 (D_in, D_out), got rank {len(ws)} (w.shape={ws})"
-        )
-    if xs[-1] != ws[0]:
-        raise ValueError(
-            f"{fn}: x has {xs[-1]} input features but w expects {ws[0]} "
-            f"(x.shape={xs}, w.shape={ws})"
-        )
-    if b is not None and shape_of(b) != (ws[1],):
-        raise ValueError(
-            f"{fn}: b must have shape (D_out,) = ({ws[1]},), got b.shape={shape_of(b)} "
-            f"(w.shape={ws})"
-        )
-    check_same_dtype(fn, ("x", "w", "b"), (x, w, b))
 
 
 def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, precision: Any = None) -> jax.Array:

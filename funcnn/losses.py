@@ -47,16 +47,14 @@ The autodiff twins live in :mod:`funcnn.reference.losses`.
 
 from __future__ import annotations
 
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._rules import hand_rule
-from funcnn._checks import check_array, check_float, dtype_of, shape_of
+from funcnn._validation import _check_logits, _check_unit_interval, _float_target, _target_rows
 
 __all__ = [
     "mse",
@@ -65,116 +63,6 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_mse",
 ]
-
-
-# ---------------------------------------------------------------------------
-# Validation and target preparation (shared with funcnn.reference.losses)
-# ---------------------------------------------------------------------------
-
-
-def _check_logits(fn: str, name: str, logits: Any, ndims: str = ">=1") -> None:
-    """``logits`` must be floating, of rank >= 1 (or exactly 2 for ``ndims="2"``)."""
-    check_float(fn, name, logits)
-    shape = shape_of(logits)
-    if ndims == "2" and len(shape) != 2:
-        raise ValueError(
-            f"{fn}: {name} must have rank 2 (N, K), got rank {len(shape)} ({name}.shape={shape})"
-        )
-    if len(shape) < 1:
-        raise ValueError(
-            f"{fn}: {name} must have rank >= 1 (N, ...) with the batch on axis 0, "
-            f"got rank 0 ({name}.shape={shape})"
-        )
-
-
-def _check_real(fn: str, name: str, x: Any) -> np.dtype:
-    """``x`` must be an array of a real (bool, integer or floating) dtype; return the dtype."""
-    check_array(fn, name, x)
-    dt = dtype_of(x)
-    if not (
-        jnp.issubdtype(dt, jnp.floating)
-        or jnp.issubdtype(dt, jnp.integer)
-        or jnp.issubdtype(dt, jnp.bool_)
-    ):
-        raise TypeError(
-            f"{fn}: {name} must have a real dtype, got {dt} ({name}.shape={shape_of(x)})"
-        )
-    return dt
-
-
-def _float_target(fn: str, name: str, logits: Any, lname: str, target: Any) -> jax.Array:
-    """Validate a target of exactly ``logits``' shape; return it in ``logits``' dtype."""
-    _check_real(fn, name, target)
-    ls, ts = shape_of(logits), shape_of(target)
-    if ts != ls:
-        raise ValueError(
-            f"{fn}: {name} must have the same shape as {lname} (no broadcasting), "
-            f"got {lname}.shape={ls}, {name}.shape={ts}"
-        )
-    return jnp.asarray(target).astype(dtype_of(logits))
-
-
-def _check_unit_interval(fn: str, name: str, target: Any, what: str = "targets") -> None:
-    """Concrete floating ``target`` values must lie in [0, 1] (under jit they cannot be read:
-    there out-of-range targets give a meaningless loss, as documented)."""
-    if not _is_concrete(target) or not jnp.issubdtype(dtype_of(target), jnp.floating):
-        return
-    t = np.asarray(target)
-    if t.size == 0:
-        return
-    bad = t[~((t >= 0) & (t <= 1))]
-    if bad.size:
-        raise ValueError(
-            f"{fn}: {what} must lie in [0, 1] (probabilities), got {name} value {float(bad.flat[0])!r} "
-            f"({name}.shape={t.shape})"
-        )
-
-
-def _is_concrete(x: Any) -> bool:
-    """Whether ``x``'s values can be read in Python (False for tracers under jit/vmap/grad)."""
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _target_rows(fn: str, logits: Any, labels: Any) -> jax.Array:
-    """Turn integer labels ``(N,)`` or target rows ``(N, K)`` into rows in logits' dtype.
-
-    Integer labels become one-hot rows. Labels outside ``[0, K)`` raise ValueError when
-    concrete; under a transformation (tracers) they become rows of NaN instead.
-    """
-    dt = _check_real(fn, "labels", labels)
-    (n, k), ls = shape_of(logits), shape_of(labels)
-    if jnp.issubdtype(dt, jnp.bool_):
-        raise TypeError(
-            f"{fn}: labels must be integer class indices (N,) or floating target rows (N, K), "
-            f"got dtype bool (labels.shape={ls})"
-        )
-    if jnp.issubdtype(dt, jnp.integer):
-        if ls != (n,):
-            raise ValueError(
-                f"{fn}: integer labels must have shape (N,) = ({n},), got labels.shape={ls} "
-                f"(logits.shape={(n, k)})"
-            )
-        if _is_concrete(labels) and n > 0:
-            lab = np.asarray(labels)
-            lo, hi = int(lab.min()), int(lab.max())
-            if lo < 0 or hi >= k:
-                bad = lo if lo < 0 else hi
-                raise ValueError(
-                    f"{fn}: labels must lie in [0, {k}) for {k} classes, got label {bad} "
-                    f"(labels.shape={ls}, logits.shape={(n, k)})"
-                )
-        labels = jnp.asarray(labels)
-        ldt = dtype_of(logits)
-        rows = (labels[:, None] == jnp.arange(k, dtype=labels.dtype)).astype(ldt)
-        valid = (labels >= 0) & (labels < k)
-        return jnp.where(valid[:, None], rows, jnp.asarray(jnp.nan, ldt))
-    if ls != (n, k):
-        raise ValueError(
-            f"{fn}: target rows must have the same shape as logits (N, K) = {(n, k)} "
-            f"(no broadcasting), got labels.shape={ls}; integer labels must have shape (N,)"
-        )
-    _check_unit_interval(fn, "labels", labels, what="target rows' entries")
-    return jnp.asarray(labels).astype(dtype_of(logits))
 
 
 def _batch_size(x: jax.Array) -> int:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,71 +27,11 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from funcnn._rules import hand_rule
-from funcnn._checks import check_float, check_same_dtype, shape_of
+from funcnn._validation import _check_bn_x as _check_x
+from funcnn._validation import _validate_batch_norm, _validate_batch_norm_inference
 from funcnn._reduce import sum_leading
 
 __all__ = ["batch_norm", "batch_norm_stats", "batch_norm_inference"]
-
-
-# ---------------------------------------------------------------------------
-# Validation (shared with funcnn.reference.normalization)
-# ---------------------------------------------------------------------------
-
-
-def _check_x(fn: str, x: Any) -> tuple[int, ...]:
-    """``x`` must be floating of rank >= 2 ``(N, ..., C)``; return its shape."""
-    check_float(fn, "x", x)
-    xs = shape_of(x)
-    if len(xs) < 2:
-        raise ValueError(
-            f"{fn}: x must have rank >= 2 (N, ..., C) with channels last, "
-            f"got rank {len(xs)} (x.shape={xs})"
-        )
-    return xs
-
-
-def _check_channel_vectors(fn: str, xs: tuple[int, ...], named: dict[str, Any]) -> None:
-    """Each array in ``named`` must be floating with shape ``(C,)``, ``C = xs[-1]``."""
-    c = xs[-1]
-    for name, v in named.items():
-        check_float(fn, name, v)
-        if shape_of(v) != (c,):
-            raise ValueError(
-                f"{fn}: {name} must have shape (C,) = ({c},) for x's {c} channels, "
-                f"got {name}.shape={shape_of(v)} (x.shape={xs})"
-            )
-
-
-def _check_eps(fn: str, eps: Any) -> float:
-    """``eps`` must be a non-negative Python/NumPy real (a static setting, not an array)."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{fn}: eps must be a non-negative float, got {eps!r}")
-    if not eps >= 0:
-        raise ValueError(f"{fn}: eps must be a non-negative float, got {eps!r}")
-    return float(eps)
-
-
-def _validate_batch_norm_inference(x: Any, mean: Any, var: Any, gamma: Any, beta: Any, eps: Any) -> float:
-    """Check batch_norm_inference's arguments (shared with the twin); return ``eps``."""
-    fn = "batch_norm_inference"
-    xs = _check_x(fn, x)
-    named = {"mean": mean, "var": var, "gamma": gamma, "beta": beta}
-    _check_channel_vectors(fn, xs, named)
-    check_same_dtype(fn, ("x", *named), (x, *named.values()))
-    return _check_eps(fn, eps)
-
-
-def _validate_batch_norm(fn: str, x: Any, gamma: Any, beta: Any, eps: Any) -> float:
-    xs = _check_x(fn, x)
-    _check_channel_vectors(fn, xs, {"gamma": gamma, "beta": beta})
-    check_same_dtype(fn, ("x", "gamma", "beta"), (x, gamma, beta))
-    if math.prod(xs[:-1]) < 2:
-        raise ValueError(
-            f"{fn}: needs more than one value per channel to estimate the batch variance "
-            f"(with one, every output is beta), got x.shape={xs}; use batch_norm_inference with "
-            f"running statistics for single examples"
-        )
-    return _check_eps(fn, eps)
 
 
 # ---------------------------------------------------------------------------

@@ -30,13 +30,12 @@ tap's placement). On a 2-core CPU
 2x2/2, 3x3/2 and 3x3/1 windows.
 
 The 1-D ops are the 2-D code with a unit spatial dim. The autodiff twins live in
-:mod:`funcnn.reference.pooling` (``lax.reduce_window``) and share the validation below.
+:mod:`funcnn.reference.pooling` and share the validation in :mod:`funcnn._geometry`.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,77 +43,12 @@ import numpy as np
 from jax import lax
 
 from funcnn._rules import hand_rule
-from funcnn._checks import as_tuple, check_float, check_ndim, shape_of
-from funcnn._geometry import Padding, output_sizes, resolve_padding
+from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry, window_counts
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
 
-_LAYOUTS = {1: "(N, W, C)", 2: "(N, H, W, C)"}
-
 
 # --------------------------------------------------------------------------- geometry
-class PoolGeometry(NamedTuple):
-    """Static, hashable 2-D pooling settings (1-D pools carry a unit leading spatial dim).
-
-    ``pads`` are explicit ``(lo, hi)`` pairs; ``in_sizes``/``out_sizes`` are ``(H, W)`` and
-    ``(H', W')``. It is passed to the ``custom_vjp`` primals as a ``nondiff_argnums`` entry.
-    """
-
-    window: tuple[int, int]
-    strides: tuple[int, int]
-    pads: tuple[tuple[int, int], tuple[int, int]]
-    in_sizes: tuple[int, int]
-    out_sizes: tuple[int, int]
-
-    @property
-    def tiles(self) -> bool:
-        """True when the windows tile the input (stride == window): the reshape path."""
-        return self.strides == self.window
-
-    @property
-    def padded(self) -> bool:
-        return any(p != (0, 0) for p in self.pads)
-
-
-def pool_geometry(fn: str, x, window, stride, padding: Padding, ndim: int) -> PoolGeometry:
-    """Validate a pooling call (before any array work) and resolve its geometry.
-
-    Shared with :mod:`funcnn.reference.pooling`. Raises ``TypeError`` for non-float ``x`` or
-    malformed settings and ``ValueError`` for a wrong rank, non-positive window/stride, an
-    unknown padding or a window larger than the padded input; messages name ``fn``.
-    """
-    check_float(fn, "x", x)
-    check_ndim(fn, "x", x, ndim + 2, _LAYOUTS[ndim])
-    win = as_tuple(fn, "window", window, ndim)
-    strides = win if stride is None else as_tuple(fn, "stride", stride, ndim)
-    in_sizes = shape_of(x)[1:-1]
-    pads = resolve_padding(fn, padding, in_sizes, win, strides)
-    outs = output_sizes(fn, in_sizes, win, strides, pads, what="window")
-    lift = 2 - ndim  # 1-D pools run as 2-D pools over a unit height
-    return PoolGeometry(
-        window=(1,) * lift + win,
-        strides=(1,) * lift + strides,
-        pads=((0, 0),) * lift + pads,
-        in_sizes=(1,) * lift + tuple(in_sizes),
-        out_sizes=(1,) * lift + outs,
-    )
-
-
-def check_count_include_pad(fn: str, value) -> None:
-    """``count_include_pad`` is a static switch: it must be a Python bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: count_include_pad must be a bool, got {value!r}")
-
-
-def window_counts(geo: PoolGeometry) -> np.ndarray:
-    """Number of non-padding elements in each window, as a static ``(H', W')`` array."""
-    per_dim = []
-    for n, k, s, (lo, _), out in zip(geo.in_sizes, geo.window, geo.strides, geo.pads, geo.out_sizes):
-        start = np.arange(out) * s  # window starts in padded coordinates
-        per_dim.append(np.clip(np.minimum(start + k, lo + n) - np.maximum(start, lo), 0, None))
-    return np.outer(per_dim[0], per_dim[1])
-
-
 def _valid_taps(geo: PoolGeometry, i: int, j: int) -> np.ndarray:
     """Static ``(H', W')`` mask: where tap ``(i, j)`` of a window is a real input element."""
     masks = []

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn.activations import (
+from funcnn._validation import (
     ACTIVATION_NAMES,
     _check_axis,
     _check_prelu_alpha,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from funcnn._checks import check_precision
-from funcnn.dense import _validate_dense
+from funcnn._validation import _validate_dense
 
 __all__ = ["dense"]
 
