@@ -3,6 +3,8 @@
 - :func:`make_train_step`, :func:`make_eval_fn`: pure, jit-able building blocks.
 - :func:`fit`: train one model (evaluation, progress bar, checkpoints/resume, Ctrl-C).
 - :func:`run_grid`: train an ablation grid, one vmapped program per structural group.
+- :class:`TrainOptions`: the settings both take (as keywords or ``options=``), with their
+  defaults, documented once.
 - :mod:`funcnn.train.results`: run directories, summaries, plots, experiment configs.
 
 orbax-checkpoint, tqdm, matplotlib and tyro (the ``experiments`` extra) are imported only
@@ -21,6 +23,7 @@ from funcnn.train.grid import (
     run_grids,
 )
 from funcnn.train.loop import FitResult, History, TrainSpec, fit
+from funcnn.train.options import TrainOptions
 from funcnn.train.results import (
     ExperimentConfig,
     RunDir,
@@ -59,6 +62,7 @@ __all__ = [
     "MemberResult",
     "RunDir",
     "STEP_METRICS",
+    "TrainOptions",
     "TrainSpec",
     "correct",
     "expand_grid",

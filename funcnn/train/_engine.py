@@ -46,6 +46,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -717,6 +718,37 @@ class Engine:
 
 
 def run_engines(
+    engines: Sequence[Engine],
+    *,
+    checkpoint_dirs: Sequence[str | os.PathLike[str]] | None,
+    keep_checkpoints: int,
+    resume: bool,
+    run_dir: Any,
+    progress: bool,
+    callback: Callable[[dict[str, Any]], None] | None,
+    desc: str,
+) -> tuple[bool, float]:
+    """Run engines one after the other; returns ``(interrupted, seconds)``.
+
+    ``checkpoint_dirs`` (one per engine, or None: no checkpoints) get a
+    :class:`~funcnn.train.checkpoint.Checkpointer` each, keeping ``keep_checkpoints``, closed
+    on the way out. See :func:`_run_engines` for the rest.
+    """
+    ckpts: list[Any] = []
+    try:
+        if checkpoint_dirs is not None:
+            from funcnn.train.checkpoint import Checkpointer
+
+            for d in checkpoint_dirs:
+                ckpts.append(Checkpointer(d, max_to_keep=keep_checkpoints))
+        return _run_engines(engines, checkpointers=ckpts or None, resume=resume, run_dir=run_dir,
+                            progress=progress, callback=callback, desc=desc)
+    finally:
+        for ck in ckpts:
+            ck.close()
+
+
+def _run_engines(
     engines: Sequence[Engine],
     *,
     checkpointers: Sequence[Any] | None,

@@ -53,7 +53,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import inspect
 import itertools
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -63,10 +65,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn.choice import Choice
-from funcnn.parallel import check_mesh
-from funcnn.train._engine import CompileAhead, Engine, check_data, make_plan, run_engines
+from funcnn.train._engine import CompileAhead, Engine, check_data, run_engines
 from funcnn.train._engine import init_carry, make_carry, resolve_spec, stack_trees, unstack_tree
-from funcnn.train.loop import Diagnostics, History, history_of, init_member
+from funcnn.train.loop import History, history_of, init_member
+from funcnn.train.options import TrainOptions, engine_settings, make_plan, resolve_options, with_option_keywords
 
 _TRACER_ERRORS = (
     jax.errors.ConcretizationTypeError,
@@ -222,49 +224,35 @@ def run_grid(
     build: Callable[[Config], Any],
     grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
     train_data: tuple[Any, Any],
-    **options: Any,
+    **kwargs: Any,
 ) -> GridResult:
-    """Train every member of ``grid``: ``prepare_grid(build, grid, train_data, **options).run()``.
+    """Train every member of ``grid``: ``prepare_grid(build, grid, train_data, **kwargs).run()``.
 
     One compiled, vmapped program per static group; see :func:`prepare_grid` for the
-    arguments and the module docstring for batched keys and choices.
+    arguments (the fields of :class:`TrainOptions` among them, as keywords or ``options=``)
+    and the module docstring for batched keys and choices.
 
     Returns:
       a :class:`GridResult` (``.members`` in grid order, ``.summary()``, ``.curves()``).
       Ctrl-C stops the whole grid after the current jitted call; what finished is
       checkpointed and returned with ``interrupted=True``.
     """
-    return prepare_grid(build, grid, train_data, **options).run()
+    return prepare_grid(build, grid, train_data, **kwargs).run()
 
 
+@with_option_keywords
 def prepare_grid(
     build: Callable[[Config], Any],
     grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
     train_data: tuple[Any, Any],
     *,
     test_data: tuple[Any, Any] | None = None,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int = 128,
     batched: Sequence[str] | None = None,
     choices: Sequence[str] = (),
     choice_mode: str = "blocks",
-    eval_every: int | None = None,
-    eval_train: bool = True,
-    eval_batch_size: int = 1024,
-    classification: bool | None = None,
-    diagnostics: Diagnostics | None = None,
-    checkpoint_dir: str | None = None,
-    checkpoint_every: int | None = None,
-    keep_checkpoints: int = 2,
-    resume: bool = False,
-    run_dir: Any = None,
-    progress: bool = True,
-    steps_per_call: int = 64,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-    jit_kwargs: Mapping[str, Any] | None = None,
-    mesh: Any = None,
     name: str = "grid",
+    options: TrainOptions | None = None,
+    **settings: Any,
 ) -> PreparedGrid:
     """Build every group of ``grid`` (initial members, programs) without training it.
 
@@ -275,30 +263,24 @@ def prepare_grid(
         (default 0) seeds each member's init, batch order and dropout exactly as in
         :func:`fit`, so a member equals ``fit`` run alone with that seed (to float
         tolerance; vmapping may reorder float operations).
-      train_data, test_data, steps, epochs, batch_size, eval_every, eval_train,
-      eval_batch_size, classification, diagnostics, steps_per_call, callback,
-      jit_kwargs: as in :func:`fit` (shared by all members).
-      mesh: a :class:`jax.sharding.Mesh` (:func:`funcnn.parallel.make_mesh`): each group's
-        members split over its ``"grid"`` axis (a group is padded to a multiple of the
-        axis size; the padding never shows), each member's batch over its ``"data"`` axis.
-        ``None``: one device, as before.
+      train_data, test_data: as in :func:`fit` (shared by all members).
       batched: the keys to vmap over (default: every key whose values are all floats;
         ``seed`` always is).
       choices: keys whose values are same-shaped alternatives picked by data (one program
         for all of them; ``build`` receives a :class:`funcnn.Choice`).
       choice_mode: ``"blocks"`` (default: equal blocks of one pick each run in turn, the
         pick unbatched) or ``"select"`` (the pick vmapped: every alternative computed).
-      checkpoint_dir: each group checkpoints into ``<checkpoint_dir>/<group>``; with
-        ``resume=True`` finished groups are restored, unfinished ones continue.
-      run_dir: a :class:`funcnn.train.results.RunDir` receiving evaluation records in
-        ``metrics.jsonl`` (one line per member and evaluation).
       name: label of the progress bar.
+      options: a :class:`TrainOptions`, shared by all members (a grid checkpoints each group
+        into ``<checkpoint_dir>/<group>``, splits members over a mesh's ``"grid"`` axis).
+      **settings: any field of :class:`TrainOptions` as a keyword, with the defaults and
+        meaning documented there.
 
     Returns:
       a :class:`PreparedGrid`: ``.compile()``, then ``.run() -> GridResult``.
     """
     fn = "run_grid"
-    mesh = check_mesh(fn, mesh)
+    o = resolve_options(fn, options, settings)
     if not callable(build):
         raise TypeError(f"{fn}: build must be a function config -> TrainSpec, got {type(build).__name__}")
     if choice_mode not in ("blocks", "select"):
@@ -310,13 +292,8 @@ def prepare_grid(
     bkeys, skeys = split_keys([{k: v for k, v in c.items() if k not in choices} for c in configs], batched)
     x, y = check_data(fn, "train_data", train_data)
     test = check_data(fn, "test_data", test_data) if test_data is not None else None
-    if resume and checkpoint_dir is None:
-        raise ValueError(f"{fn}: resume=True needs a checkpoint_dir")
-    plan = make_plan(
-        fn, x.shape[0], batch_size=batch_size, steps=steps, epochs=epochs,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, steps_per_call=steps_per_call,
-    )
-    in_shape = (batch_size, *x.shape[1:])
+    plan = make_plan(fn, x.shape[0], o)
+    in_shape = (o.batch_size, *x.shape[1:])
 
     # Group members by their static values (first appearance order).
     groups: dict[str, tuple[Config, list[int]]] = {}
@@ -329,28 +306,28 @@ def prepare_grid(
     for gkey, (static, idxs) in groups.items():
         slug = group_slug(static)
         # A group's choices range over the values its members pick (first appearance order).
-        options = {k: tuple(dict.fromkeys(configs[i][k] for i in idxs)) for k in choices}
+        alternatives = {k: tuple(dict.fromkeys(configs[i][k] for i in idxs)) for k in choices}
 
-        def concrete(c: Config, options: Mapping[str, tuple[str, ...]] = options) -> Config:
+        def concrete(c: Config, alternatives: Mapping[str, tuple[str, ...]] = alternatives) -> Config:
             """A member's config as build sees it: each choice key as a concrete Choice."""
-            return {**c, **{k: Choice(options[k], options[k].index(c[k])) for k in choices}}
+            return {**c, **{k: Choice(alternatives[k], alternatives[k].index(c[k])) for k in choices}}
 
-        def hp_value(c: Config, k: str, options: Mapping[str, tuple[str, ...]] = options) -> Any:
-            return options[k].index(c[k]) if k in options else c[k]
+        def hp_value(c: Config, k: str, alternatives: Mapping[str, tuple[str, ...]] = alternatives) -> Any:
+            return alternatives[k].index(c[k]) if k in alternatives else c[k]
 
         blocks = None
         if choices:
             # Contiguous blocks, one per combination of picks (in option order).
             idxs = sorted(idxs, key=lambda i: tuple(hp_value(configs[i], k) for k in choices))
             sizes = collections.Counter(tuple(configs[i][k] for k in choices) for i in idxs)
-            if choice_mode == "blocks" and mesh is None and len(set(sizes.values())) == 1:
+            if choice_mode == "blocks" and o.mesh is None and len(set(sizes.values())) == 1:
                 blocks = (len(sizes), tuple(choices))
         hp = {
-            k: jnp.asarray([hp_value(configs[i], k) for i in idxs], jnp.int32 if k in options else None)
+            k: jnp.asarray([hp_value(configs[i], k) for i in idxs], jnp.int32 if k in alternatives else None)
             for k in [*bkeys, *choices, "seed"]
         }
-        spec_fn = _traced_build(build, static, bkeys, options)
-        cache_key = ("grid", build, tuple(static.items()), tuple(bkeys), tuple(options.items()))
+        spec_fn = _traced_build(build, static, bkeys, alternatives)
+        cache_key = ("grid", build, tuple(static.items()), tuple(bkeys), tuple(alternatives.items()))
         for i in idxs:  # validates what build returns, with concrete values
             resolve_spec(fn, build(concrete(configs[i])))
             break
@@ -373,33 +350,21 @@ def prepare_grid(
             carry = stack_trees(carries)
         engines.append(
             Engine(
-                name=slug,
-                spec_fn=spec_fn,
-                hp=hp,
-                carry0=carry,
-                batched=True,
-                n_members=len(idxs),
-                train=(x, y),
-                test=test,
-                plan=plan,
-                eval_train=eval_train,
-                classification=classification,
-                eval_batch_size=eval_batch_size,
-                diagnostics=diagnostics,
-                jit_kwargs=jit_kwargs,
-                configs=[configs[i] for i in idxs],
-                member_ids=idxs,
-                cache_key=cache_key,
-                mesh=mesh,
-                blocks=blocks,
+                name=slug, spec_fn=spec_fn, hp=hp, carry0=carry, batched=True, n_members=len(idxs), train=(x, y),
+                test=test, plan=plan, configs=[configs[i] for i in idxs], member_ids=idxs, cache_key=cache_key,
+                blocks=blocks, **engine_settings(o),
             )
         )
         infos.append(GroupInfo(name=slug, static=static, members=list(idxs), traces=0))
     return PreparedGrid(
         engines=engines, infos=infos, configs=configs, batched_keys=bkeys, static_keys=skeys,
-        checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints, resume=resume, run_dir=run_dir,
-        progress=progress, callback=callback, name=name,
+        checkpoint_dir=o.checkpoint_dir, keep_checkpoints=o.keep_checkpoints, resume=o.resume, run_dir=o.run_dir,
+        progress=o.progress, callback=o.callback, name=name,
     )
+
+
+# run_grid takes what prepare_grid takes: show it (help, IDEs, inspect.signature(run_grid).bind).
+run_grid.__signature__ = inspect.signature(prepare_grid).replace(return_annotation="GridResult")  # type: ignore[attr-defined]
 
 
 @dataclasses.dataclass
@@ -411,7 +376,7 @@ class PreparedGrid:
     configs: list[Config]
     batched_keys: list[str]
     static_keys: list[str]
-    checkpoint_dir: str | None
+    checkpoint_dir: str | os.PathLike[str] | None
     keep_checkpoints: int
     resume: bool
     run_dir: Any
@@ -436,24 +401,11 @@ class PreparedGrid:
     def run(self) -> GridResult:
         """Train every group (compiling first where not done); see :func:`run_grid`."""
         engines, configs = self.engines, self.configs
-        ckpts = None
-        if self.checkpoint_dir is not None:
-            import os
-
-            from funcnn.train.checkpoint import Checkpointer
-
-            ckpts = [
-                Checkpointer(os.path.join(self.checkpoint_dir, e.name), max_to_keep=self.keep_checkpoints)
-                for e in engines
-            ]
-        try:
-            interrupted, seconds = run_engines(
-                engines, checkpointers=ckpts, resume=self.resume, run_dir=self.run_dir, progress=self.progress,
-                callback=self.callback, desc=self.name,
-            )
-        finally:
-            for ck in ckpts or []:
-                ck.close()
+        dirs = None if self.checkpoint_dir is None else [os.path.join(self.checkpoint_dir, e.name) for e in engines]
+        interrupted, seconds = run_engines(
+            engines, checkpoint_dirs=dirs, keep_checkpoints=self.keep_checkpoints, resume=self.resume,
+            run_dir=self.run_dir, progress=self.progress, callback=self.callback, desc=self.name,
+        )
 
         members: list[MemberResult | None] = [None] * len(configs)
         for eng, info in zip(engines, self.infos):

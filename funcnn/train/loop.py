@@ -20,7 +20,7 @@ Batches, dropout keys and the initialization all follow from ``seed`` (see
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -28,19 +28,24 @@ import numpy as np
 import optax
 
 from funcnn._layer import Layer
-from funcnn.parallel import check_mesh
 from funcnn.train._engine import (
     Engine,
     _member_keys_jit,
     check_data,
     init_carry,
     make_carry,
-    make_plan,
     run_engines,
 )
+from funcnn.train.options import (  # Diagnostics: its old home was here
+    Diagnostics,  # noqa: F401
+    TrainOptions,
+    engine_settings,
+    make_plan,
+    resolve_options,
+    run_settings,
+    with_option_keywords,
+)
 from funcnn.train.step import LossFn, check_model, check_optimizer, resolve_loss
-
-Diagnostics = Callable[[Layer, Any, Any], Mapping[str, jax.Array]]
 
 
 class TrainSpec(NamedTuple):
@@ -143,6 +148,7 @@ def check_seed(fn: str, seed: Any) -> int:
     return int(seed)
 
 
+@with_option_keywords
 def fit(
     model: Layer,
     loss_fn: LossFn | str,
@@ -150,28 +156,12 @@ def fit(
     train_data: tuple[Any, Any],
     *,
     test_data: tuple[Any, Any] | None = None,
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_size: int = 128,
     seed: int = 0,
-    eval_every: int | None = None,
-    eval_train: bool = True,
-    eval_batch_size: int = 1024,
-    classification: bool | None = None,
-    diagnostics: Diagnostics | None = None,
     params: Any = None,
     state: Any = None,
-    checkpoint_dir: str | None = None,
-    checkpoint_every: int | None = None,
-    keep_checkpoints: int = 3,
-    resume: bool = False,
-    run_dir: Any = None,
-    progress: bool = True,
-    steps_per_call: int = 64,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-    jit_kwargs: Mapping[str, Any] | None = None,
-    mesh: Any = None,
     name: str = "fit",
+    options: TrainOptions | None = None,
+    **settings: Any,
 ) -> FitResult:
     """Train ``model`` on ``train_data`` with minibatch ``optimizer`` steps.
 
@@ -182,35 +172,13 @@ def fit(
         injected hyperparameters).
       train_data: ``(x, y)``, ``x`` ``(N, ...)``, ``y`` ``(N, ...)`` (or ``{"x":, "y":}``).
       test_data: optional ``(x, y)`` evaluated at every evaluation.
-      steps, epochs: run length (exactly one). An epoch is ``N // batch_size`` steps (the
-        remainder of each shuffled epoch is dropped).
-      batch_size: examples per step; at most ``N``.
       seed: the seed of everything random (init, batch order, dropout).
-      eval_every: steps between evaluations (default: once per epoch; ``0``: only at the
-        start and the end). Evaluations also run at step 0 and at the last step.
-      eval_train: also evaluate on the whole training set (``train_loss``, ...).
-      eval_batch_size: chunk size of evaluations.
-      classification: report accuracy (``None``: iff the targets are integer labels).
-      diagnostics: ``diagnostics(model, params, state) -> {name: array}``, pure and
-        jit-able, recorded at every evaluation (e.g. per-layer delta norms).
       params, state: start from these instead of ``model.init`` (both or neither).
-      checkpoint_dir: save orbax checkpoints here (atomic; the newest
-        ``keep_checkpoints`` kept) every ``checkpoint_every`` steps (default: at every
-        evaluation) and at the end.
-      resume: continue from the latest checkpoint in ``checkpoint_dir`` (a no-op when
-        there is none); the result is bitwise identical to an uninterrupted run on CPU.
-      run_dir: a :class:`funcnn.train.results.RunDir`; evaluation records are appended
-        to its ``metrics.jsonl`` (flushed before every checkpoint).
-      progress: show a tqdm progress bar.
-      steps_per_call: train steps per jitted call (a ``fori_loop``; larger = less Python
-        overhead, coarser progress and Ctrl-C latency). Results do not depend on it.
-      callback: called after each jitted call with ``{"group", "step", "status"}``.
-      jit_kwargs: extra ``jax.jit`` arguments for the training chunk (e.g. shardings).
-      mesh: a :class:`jax.sharding.Mesh` (:func:`funcnn.parallel.make_mesh`) to train
-        data-parallel: each batch split over its ``"data"`` axis, params and optimizer
-        state replicated, gradients (and batch-norm statistics) over the global batch.
-        ``None``: one device, as before. See :mod:`funcnn.parallel`.
       name: the run's name in progress bars and metrics records.
+      options: a :class:`TrainOptions` (run length, batch size, evaluation, checkpoints,
+        resume, run directory, progress, mesh, ...).
+      **settings: any field of :class:`TrainOptions` as a keyword (``steps=100``,
+        ``batch_size=32``, ...), with the defaults and meaning documented there.
 
     Returns:
       a :class:`FitResult`. A non-finite loss or gradient stops training (the bad update
@@ -219,7 +187,7 @@ def fit(
       ``interrupted=True``.
     """
     fn = "fit"
-    mesh = check_mesh(fn, mesh)
+    o = resolve_options(fn, options, settings)
     check_model(fn, model)
     check_optimizer(fn, optimizer)
     loss_fn = resolve_loss(loss_fn, fn)
@@ -232,13 +200,8 @@ def fit(
         )
     if (params is None) != (state is None):
         raise ValueError(f"{fn}: give both params and state, or neither")
-    if resume and checkpoint_dir is None:
-        raise ValueError(f"{fn}: resume=True needs a checkpoint_dir")
-    plan = make_plan(
-        fn, x.shape[0], batch_size=batch_size, steps=steps, epochs=epochs,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, steps_per_call=steps_per_call,
-    )
-    in_shape = (batch_size, *x.shape[1:])
+    plan = make_plan(fn, x.shape[0], o)
+    in_shape = (o.batch_size, *x.shape[1:])
     seed = check_seed(fn, seed)
     cache_key = ("fit", model, loss_fn, optimizer)
 
@@ -252,38 +215,12 @@ def fit(
         carry = make_carry(params, state, optimizer.init(params), data_key, train_key)
     config = {"seed": seed}
     eng = Engine(
-        name=name,
-        spec_fn=spec_fn,
-        hp={},
-        carry0=carry,
-        batched=False,
-        n_members=1,
-        train=(x, y),
-        test=test,
-        plan=plan,
-        eval_train=eval_train,
-        classification=classification,
-        eval_batch_size=eval_batch_size,
-        diagnostics=diagnostics,
-        jit_kwargs=jit_kwargs,
-        configs=[config],
-        member_ids=[0],
-        cache_key=cache_key,
-        mesh=mesh,
+        name=name, spec_fn=spec_fn, hp={}, carry0=carry, batched=False, n_members=1, train=(x, y), test=test,
+        plan=plan, configs=[config], member_ids=[0], cache_key=cache_key, **engine_settings(o),
     )
-    ck = None
-    if checkpoint_dir is not None:
-        from funcnn.train.checkpoint import Checkpointer
-
-        ck = Checkpointer(checkpoint_dir, max_to_keep=keep_checkpoints)
-    try:
-        interrupted, seconds = run_engines(
-            [eng], checkpointers=[ck], resume=resume, run_dir=run_dir, progress=progress,
-            callback=callback, desc=name,
-        )
-    finally:
-        if ck is not None:
-            ck.close()
+    interrupted, seconds = run_engines(
+        [eng], checkpoint_dirs=None if o.checkpoint_dir is None else [o.checkpoint_dir], desc=name, **run_settings(o)
+    )
     div = eng.diverged()[0]
     dstep = int(np.asarray(eng.carry["diverged_step"]))
     return FitResult(
