@@ -39,8 +39,8 @@ from funcnn.combinators import serial
 from funcnn.diagnostics import summary as model_summary
 from funcnn.layers import Activation, AvgPool1D, Conv1D, Dense, Dropout, Flatten, MaxPool1D
 from funcnn.models import mlp
-from funcnn.train import ExperimentConfig, TrainSpec, open_run, parse_config, run_grid
-from funcnn.train.results import _plt, markdown_table
+from funcnn.train import ExperimentConfig, TrainSpec, markdown_table, open_run, parse_config, run_grid
+from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_ablation"
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     md = "# CNN ablation on MNIST-1D\n\n" + markdown_table(rows, cols) + "\n\n" + notes
     run.write_text("summary.md", md)
 
-    plt = _plt()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     names = [r["model"] for r in rows]
     means = np.array([r["test_accuracy_mean"] for r in rows])

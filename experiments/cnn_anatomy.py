@@ -46,8 +46,8 @@ from funcnn.combinators import leaf_layers
 from funcnn.conv import conv2d, conv_macs, conv_output_size
 from funcnn.diagnostics import summary as model_summary
 from funcnn.models import cnn2d
-from funcnn.train import ExperimentConfig, fit, make_optimizer, open_run, parse_config
-from funcnn.train.results import _plt, markdown_table
+from funcnn.train import ExperimentConfig, fit, make_optimizer, markdown_table, open_run, parse_config
+from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_anatomy"
 PADDINGS = ("VALID", "SAME", "full")
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     })
     run.write_text("summary.md", "\n".join(md) + "\n")
 
-    plt = _plt()
+    plt = pyplot()
     n_ex = min(cfg.examples, len(ds.x_test))
     run.save_figure(plot_kernels_and_maps(plt, model, params, state, ds.x_test[:n_ex], ds.y_test[:n_ex]), "feature_maps")
     run.save_figure(plot_coverage(plt, cov, cfg.coverage_kernel), "coverage")

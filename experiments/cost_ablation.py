@@ -47,8 +47,8 @@ import optax
 from funcnn.combinators import serial
 from funcnn.layers import Activation, Dense, Flatten
 from funcnn.losses import binary_cross_entropy, logistic_mse, softmax_cross_entropy, softmax_mse
-from funcnn.train import ExperimentConfig, TrainSpec, open_run, parse_config, run_grid, summarize
-from funcnn.train.results import _plt, markdown_table
+from funcnn.train import ExperimentConfig, TrainSpec, markdown_table, open_run, parse_config, run_grid, summarize
+from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cost_ablation"
 BINARY_COSTS = {"logistic_mse": logistic_mse, "binary_cross_entropy": binary_cross_entropy}
@@ -428,7 +428,7 @@ def _band(ax, x, ys, label, logy=False):
 
 
 def plot_all(cfg: Config, parts: dict[str, dict[str, Any]]):
-    plt = _plt()
+    plt = pyplot()
     names = [p for p in ("neuron", "ovr", "softmax") if p in parts]
     fig, axes = plt.subplots(2, len(names), figsize=(5.2 * len(names), 8), squeeze=False)
     titles = {

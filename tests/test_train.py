@@ -37,7 +37,7 @@ from funcnn.train import (
     summarize,
     with_clipping,
 )
-from funcnn.train import results as results_mod
+from funcnn.train import runs as runs_mod
 from _tiny import mlp, xent
 
 HERE = Path(__file__).parent
@@ -421,7 +421,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results_mod.os, "replace", broken_replace)
+    monkeypatch.setattr(runs_mod.os, "replace", broken_replace)  # the os.replace of atomic writes
     with pytest.raises(OSError, match="disk full"):
         run.write_json("summary.json", {"a": 2})
     monkeypatch.undo()

@@ -5,7 +5,10 @@
 - :func:`run_grid`: train an ablation grid, one vmapped program per structural group.
 - :class:`TrainOptions`: the settings both take (as keywords or ``options=``), with their
   defaults, documented once.
-- :mod:`funcnn.train.results`: run directories, summaries, plots, experiment configs.
+- :mod:`funcnn.train.runs`: run directories (atomic writes, JSON, metrics), summaries, tables.
+- :mod:`funcnn.train.plots`: band, line and bar plots.
+- :mod:`funcnn.train.cli`: experiment configs parsed from the command line, and the run they open.
+- :mod:`funcnn.train.results`: the names of those three, where they used to live.
 
 orbax-checkpoint, tqdm, matplotlib and tyro (the ``experiments`` extra) are imported only
 when checkpoints, progress bars, plots or CLI parsing are used.
@@ -24,19 +27,9 @@ from funcnn.train.grid import (
 )
 from funcnn.train.loop import FitResult, History, TrainSpec, fit
 from funcnn.train.options import TrainOptions
-from funcnn.train.results import (
-    ExperimentConfig,
-    RunDir,
-    library_versions,
-    markdown_table,
-    open_run,
-    parse_config,
-    plot_bands,
-    plot_bars,
-    plot_lines,
-    save_figure,
-    summarize,
-)
+from funcnn.train.cli import ExperimentConfig, open_run, parse_config
+from funcnn.train.plots import plot_bands, plot_bars, plot_lines
+from funcnn.train.runs import RunDir, library_versions, markdown_table, save_figure, summarize
 from funcnn.train.step import (
     LOSS_NAMES,
     STEP_METRICS,

@@ -193,12 +193,12 @@ class GridResult:
     seconds: float
 
     def records(self) -> list[dict[str, Any]]:
-        """``[{"config", "metrics", "diverged"}]``: the input of :func:`results.summarize`."""
+        """``[{"config", "metrics", "diverged"}]``: the input of :func:`funcnn.train.summarize`."""
         return [{"config": m.config, "metrics": m.final, "diverged": m.diverged} for m in self.members]
 
     def summary(self, *, over: str = "seed", metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Mean/std over ``over`` (seeds) of the final metrics, one row per configuration."""
-        from funcnn.train.results import summarize
+        from funcnn.train.runs import summarize
 
         return summarize(self.records(), over=over, metrics=metrics)
 
