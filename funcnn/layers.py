@@ -63,6 +63,8 @@ _dense = importlib.import_module("funcnn.dense")
 _ref_dense = importlib.import_module("funcnn.reference.dense")
 import funcnn.reference.pooling as _ref_pool
 from funcnn._checks import as_tuple, check_precision, shape_of
+from funcnn._conv_forward import CONV_ALGORITHMS as _CONV_ALGORITHMS
+from funcnn._pool_forward import POOL_ALGORITHMS as _POOL_ALGORITHMS
 from funcnn._geometry import output_sizes, resolve_padding
 from funcnn._layer import Layer, check_rule
 from funcnn.choice import Choice
@@ -302,6 +304,15 @@ def Dense(
     )
 
 
+def _check_algorithm(name: str, algorithm: Any, rule: Any, table: Any) -> str:
+    """A layer's ``algorithm`` setting: ``"auto"``, a name in ``table`` or, for the autodiff
+    rule alone, ``"plain"`` (the twin's own forward)."""
+    allowed = ("auto", *table) + (("plain",) if rule == "autodiff" else ())
+    if not isinstance(algorithm, str) or algorithm not in allowed:
+        raise ValueError(f"{name}: algorithm must be None or one of {allowed}, got {algorithm!r}")
+    return algorithm
+
+
 # --------------------------------------------------------------------------- convolution
 
 
@@ -317,6 +328,7 @@ def _conv_layer(
     rule: str,
     dtype: Any,
     precision: Any = None,
+    algorithm: str | None = None,
 ) -> Layer:
     cls = f"Conv{nd}D"
     shown: dict[str, Any] = {}
@@ -328,6 +340,8 @@ def _conv_layer(
         shown["dilation"] = _int_setting(dilation)
     if rule != "hand":
         shown["rule"] = rule
+    if algorithm is not None:
+        shown["algorithm"] = algorithm
     name = f"{cls}({_fmt([out_channels, _int_setting(kernel)], shown)})"
     if isinstance(out_channels, bool) or not isinstance(out_channels, (int, np.integer)) or out_channels < 1:
         raise ValueError(f"{cls}: out_channels must be a positive int, got {out_channels!r}")
@@ -338,6 +352,7 @@ def _conv_layer(
     _check_padding_form(name, padding, nd)
     check_rule(name, rule)
     precision = check_precision(name, precision)
+    op_settings = {} if algorithm is None else {"algorithm": _check_algorithm(name, algorithm, rule, _CONV_ALGORITHMS)}
     w_init = _inits.lecun_normal() if w_init is None else w_init
     b_init = _inits.zeros() if b_init is None else b_init
     _check_init_fn(name, "w_init", w_init)
@@ -371,7 +386,8 @@ def _conv_layer(
                 f"{kernel_t + ('C_in', out_channels)}; were these params made by another layer's init?"
             )
         _check_channels(name, x_shape, w.shape[-2], f"kernel {tuple(w.shape)}")
-        y = conv(x, w, params["b"], stride=stride_t, padding=padding, dilation=dilation_t, precision=precision)
+        y = conv(x, w, params["b"], stride=stride_t, padding=padding, dilation=dilation_t, precision=precision,
+                 **op_settings)
         return y, state
 
     def macs(in_shape, out_shape):
@@ -398,9 +414,10 @@ def _conv_layer(
             "b_init": b_init,
             "dtype": jnp.dtype(dtype).name,
             "precision": precision,
+            **({} if algorithm is None else {"algorithm": algorithm}),
         },
         rebuild=lambda r: _conv_layer(
-            nd, out_channels, kernel, stride, padding, dilation, w_init, b_init, r, dtype, precision
+            nd, out_channels, kernel, stride, padding, dilation, w_init, b_init, r, dtype, precision, algorithm
         ),
         macs=macs,
     )
@@ -418,6 +435,7 @@ def Conv1D(
     *,
     dtype: Any = jnp.float32,
     precision: Any = None,
+    algorithm: str | None = None,
 ) -> Layer:
     """1-D convolution (cross-correlation) layer, channels-last.
 
@@ -426,9 +444,12 @@ def Conv1D(
     ``padding``: ``"VALID"``, ``"SAME"``, an int, or one ``(lo, hi)`` pair in a sequence.
     Default ``w_init`` LeCun-normal (fan_in = K * C_in), ``b_init`` zeros.
     MACs: ``N * W' * K * C_in * C_out``. ``precision``: lax's, for every convolution and dot
-    of the forward and backward (see :func:`funcnn.conv2d`).
+    of the forward and backward (see :func:`funcnn.conv2d`). ``algorithm``: as
+    :func:`Conv2D`.
     """
-    return _conv_layer(1, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype, precision)
+    return _conv_layer(
+        1, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype, precision, algorithm
+    )
 
 
 def Conv2D(
@@ -443,6 +464,7 @@ def Conv2D(
     *,
     dtype: Any = jnp.float32,
     precision: Any = None,
+    algorithm: str | None = None,
 ) -> Layer:
     """2-D convolution (cross-correlation) layer, channels-last.
 
@@ -451,15 +473,23 @@ def Conv2D(
     Default ``w_init`` LeCun-normal (fan_in = KH * KW * C_in), ``b_init`` zeros.
     MACs: ``N * H' * W' * KH * KW * C_in * C_out``. ``precision``: lax's, for every
     convolution and dot of the forward and backward (see :func:`funcnn.conv2d`).
+    ``algorithm``: ``None`` (the op's default: ``"auto"`` for the hand rule, ``"plain"``
+    ``lax.conv`` for the autodiff twin) or a name of :data:`funcnn.conv.CONV_ALGORITHMS` /
+    ``"auto"``, passed to whichever op the rule picks. With ``rule="autodiff"`` a hand
+    algorithm name makes the twin differentiate the hand op's own forward, so hand vs
+    autodiff compares backward rules only.
     """
-    return _conv_layer(2, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype, precision)
+    return _conv_layer(
+        2, out_channels, kernel, stride, padding, dilation, w_init, b_init, rule, dtype, precision, algorithm
+    )
 
 
 # --------------------------------------------------------------------------- pooling
 
 
 def _pool_layer(
-    kind: str, nd: int, window: Any, stride: Any, padding: Any, count_include_pad: bool, rule: str
+    kind: str, nd: int, window: Any, stride: Any, padding: Any, count_include_pad: bool, rule: str,
+    algorithm: str | None = None,
 ) -> Layer:
     cls = f"{'Max' if kind == 'max' else 'Avg'}Pool{nd}D"
     shown: dict[str, Any] = {}
@@ -471,6 +501,8 @@ def _pool_layer(
         shown["count_include_pad"] = count_include_pad
     if rule != "hand":
         shown["rule"] = rule
+    if algorithm is not None:
+        shown["algorithm"] = algorithm
     name = f"{cls}({_fmt([_int_setting(window)], shown)})"
     window_t = as_tuple(name, "window", window, nd)
     stride_t = window_t if stride is None else as_tuple(name, "stride", stride, nd)
@@ -478,6 +510,7 @@ def _pool_layer(
     if kind == "avg" and not isinstance(count_include_pad, (bool, np.bool_)):
         raise TypeError(f"{name}: count_include_pad must be a bool, got {count_include_pad!r}")
     check_rule(name, rule)
+    op_settings = {} if algorithm is None else {"algorithm": _check_algorithm(name, algorithm, rule, _POOL_ALGORITHMS)}
     pool = _op(_POOLING, rule, f"{kind}_pool{nd}d")
     layout = _LAYOUT[nd]
 
@@ -490,15 +523,17 @@ def _pool_layer(
     def apply(params, state, x, *, key=None, train=False):
         _check_x(name, x, (nd + 2,), layout)
         if kind == "max":
-            y = pool(x, window_t, stride=stride_t, padding=padding)
+            y = pool(x, window_t, stride=stride_t, padding=padding, **op_settings)
         else:
             y = pool(x, window_t, stride=stride_t, padding=padding,
-                     count_include_pad=bool(count_include_pad))
+                     count_include_pad=bool(count_include_pad), **op_settings)
         return y, state
 
     config = {"window": window_t, "stride": stride_t, "padding": padding}
     if kind == "avg":
         config["count_include_pad"] = bool(count_include_pad)
+    if algorithm is not None:
+        config["algorithm"] = algorithm
     return Layer(
         init,
         apply,
@@ -506,40 +541,49 @@ def _pool_layer(
         kind="pool",
         rule=rule,
         config=config,
-        rebuild=lambda r: _pool_layer(kind, nd, window, stride, padding, count_include_pad, r),
+        rebuild=lambda r: _pool_layer(kind, nd, window, stride, padding, count_include_pad, r, algorithm),
         macs=None,
     )
 
 
 def MaxPool1D(window: int | tuple[int], stride: int | tuple[int] | None = None, padding: Any = "VALID",
-              rule: str = "hand") -> Layer:
+              rule: str = "hand", *, algorithm: str | None = None) -> Layer:
     """1-D max pooling: ``(N, W, C) -> (N, W', C)``; ``stride`` defaults to ``window``.
 
     The error goes to the first maximum of each window; padding never wins a max.
     """
-    return _pool_layer("max", 1, window, stride, padding, True, rule)
+    return _pool_layer("max", 1, window, stride, padding, True, rule, algorithm)
 
 
 def MaxPool2D(window: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-              padding: Any = "VALID", rule: str = "hand") -> Layer:
-    """2-D max pooling: ``(N, H, W, C) -> (N, H', W', C)``; ``stride`` defaults to ``window``."""
-    return _pool_layer("max", 2, window, stride, padding, True, rule)
+              padding: Any = "VALID", rule: str = "hand", *, algorithm: str | None = None) -> Layer:
+    """2-D max pooling: ``(N, H, W, C) -> (N, H', W', C)``; ``stride`` defaults to ``window``.
+
+    ``algorithm``: ``None`` (the op's default) or a name of
+    :data:`funcnn.pooling.POOL_ALGORITHMS` / ``"auto"``, passed to whichever op the rule
+    picks (with ``rule="autodiff"`` the twin then differentiates the hand op's forward).
+    """
+    return _pool_layer("max", 2, window, stride, padding, True, rule, algorithm)
 
 
 def AvgPool1D(window: int | tuple[int], stride: int | tuple[int] | None = None, padding: Any = "VALID",
-              count_include_pad: bool = True, rule: str = "hand") -> Layer:
+              count_include_pad: bool = True, rule: str = "hand", *, algorithm: str | None = None) -> Layer:
     """1-D average pooling: ``(N, W, C) -> (N, W', C)``; ``stride`` defaults to ``window``.
 
     ``count_include_pad=True`` divides by the full window size, else by the number of
     in-bounds elements.
     """
-    return _pool_layer("avg", 1, window, stride, padding, count_include_pad, rule)
+    return _pool_layer("avg", 1, window, stride, padding, count_include_pad, rule, algorithm)
 
 
 def AvgPool2D(window: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-              padding: Any = "VALID", count_include_pad: bool = True, rule: str = "hand") -> Layer:
-    """2-D average pooling: ``(N, H, W, C) -> (N, H', W', C)``; ``stride`` defaults to ``window``."""
-    return _pool_layer("avg", 2, window, stride, padding, count_include_pad, rule)
+              padding: Any = "VALID", count_include_pad: bool = True, rule: str = "hand", *,
+              algorithm: str | None = None) -> Layer:
+    """2-D average pooling: ``(N, H, W, C) -> (N, H', W', C)``; ``stride`` defaults to ``window``.
+
+    ``algorithm``: as :func:`MaxPool2D`.
+    """
+    return _pool_layer("avg", 2, window, stride, padding, count_include_pad, rule, algorithm)
 
 
 # --------------------------------------------------------------------------- flatten

@@ -19,10 +19,12 @@ The backward rules are the textbook ones, written without scatters:
 Both are written as a loop over the ``KH * KW`` window offsets ("taps"): tap ``(i, j)`` of
 output ``(a, b)`` is padded-input element ``(i + sh*a, j + sw*b)``, so a tap's map of
 errors goes back into input coordinates with one strided ``lax.pad`` (interior padding
-``stride - 1``) and the taps are summed. When ``stride == window`` the windows tile the
-input and the backward uses a reshape into ``(N, H', KH, W', KW, C)`` blocks instead.
+``stride - 1``) and the taps are summed: the ``"textbook"`` algorithm. When ``stride ==
+window`` the windows tile the input and the ``"blocks"`` algorithm (the ``"auto"`` choice
+there) uses a reshape into ``(N, H', KH, W', KW, C)`` blocks instead; ``algorithm=`` forces
+either (:data:`POOL_ALGORITHMS`, in :mod:`funcnn._pool_forward` with the shared forward).
 Max pooling's forward saves only which element won each window, found by a row-major scan
-over the taps: for tiling windows a boolean mask in the block layout (the backward is one
+over the taps: for "blocks" a boolean mask in the block layout (the backward is one
 select), otherwise the int8 index of each window's first maximum (a ``fori_loop`` when
 windows overlap, so XLA stores the index once instead of recomputing the scan inside every
 tap's placement). On a 2-core CPU
@@ -43,8 +45,20 @@ import numpy as np
 from jax import lax
 
 from funcnn._rules import hand_rule
-from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry, window_counts
+from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
+from funcnn._pool_forward import (
+    POOL_ALGORITHMS,
+    _divisor,
+    _neg_inf,
+    _pad_spatial,
+    _taps_of,
+    _tile_pads,
+    avg_pool_taps,
+    max_pool_taps,
+    pool_algorithm,
+)
 
+# The ops (same names as the twins); POOL_ALGORITHMS and pool_algorithm are public attributes too.
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
 
 
@@ -59,18 +73,6 @@ def _valid_taps(geo: PoolGeometry, i: int, j: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ taps (strided views)
-def _pad_spatial(x: jax.Array, value, pads) -> jax.Array:
-    """Pad (or, for negative amounts, crop) the two spatial dims of ``(N, H, W, C)``."""
-    (ht, hb), (wl, wr) = pads
-    return lax.pad(x, jnp.array(value, x.dtype), ((0, 0, 0), (ht, hb, 0), (wl, wr, 0), (0, 0, 0)))
-
-
-def _tap(xp: jax.Array, geo: PoolGeometry, i: int, j: int) -> jax.Array:
-    """Tap ``(i, j)`` of every window: ``xp[:, i + sh*a, j + sw*b, :]``, shape ``(N, H', W', C)``."""
-    (sh, sw), (ho, wo) = geo.strides, geo.out_sizes
-    n, _, _, c = xp.shape
-    return lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1))
-
 
 def _untap(t: jax.Array, geo: PoolGeometry, i: int, j: int, hp: int, wp: int) -> jax.Array:
     """Transpose of :func:`_tap`: ``t[:, a, b]`` goes to padded ``(i + sh*a, j + sw*b)``, zeros elsewhere.
@@ -92,15 +94,6 @@ def _padded_sizes(geo: PoolGeometry) -> tuple[int, int]:
     return tuple(n + lo + hi for n, (lo, hi) in zip(geo.in_sizes, geo.pads))
 
 
-def _tile_pads(geo: PoolGeometry) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Edge padding taking ``(H, W)`` exactly to the tiled ``(H' * KH, W' * KW)`` region.
-
-    The high side may be negative: the part of the input no window reaches is cropped.
-    """
-    return tuple(
-        (lo, out * k - n - lo) for n, k, (lo, _), out in zip(geo.in_sizes, geo.window, geo.pads, geo.out_sizes)
-    )
-
 
 def _untile_pads(geo: PoolGeometry) -> tuple[tuple[int, int], tuple[int, int]]:
     """Inverse of :func:`_tile_pads`: crop the padding, zero-fill what no window reached."""
@@ -118,30 +111,12 @@ def _unblocks(b: jax.Array) -> jax.Array:
     return b.reshape(n, ho * kh, wo * kw, c)
 
 
-def _neg_inf(dtype) -> jax.Array:
-    return jnp.array(-jnp.inf, dtype)
-
-
-def _taps_of(geo: PoolGeometry, x: jax.Array, fill):
-    """Pad ``x`` with ``fill`` and yield ``(k, tap)`` for the taps ``k = i*KW + j`` in row-major order.
-
-    Tiling windows are padded to exactly ``(H' * KH, W' * KW)`` (cropping what no window
-    reaches); the taps are the same strided views either way.
-    """
-    xp = _pad_spatial(x, fill, _tile_pads(geo) if geo.tiles else geo.pads)
-    kw = geo.window[1]
-    for i in range(geo.window[0]):
-        for j in range(kw):
-            yield i * kw + j, _tap(xp, geo, i, j)
-
 
 # ------------------------------------------------------------------------ max pooling
-@partial(hand_rule, nondiff_argnums=(0,))
-def _max_pool(geo: PoolGeometry, x: jax.Array) -> jax.Array:
-    y = None
-    for _, t in _taps_of(geo, x, _neg_inf(x.dtype)):
-        y = t if y is None else lax.max(y, t)  # lax.max propagates NaN
-    return y
+@partial(hand_rule, nondiff_argnums=(0, 1))
+def _max_pool(geo: PoolGeometry, algorithm: str, x: jax.Array) -> jax.Array:
+    """Max pooling on a validated ``x``; ``algorithm`` (resolved) picks the backward's layout."""
+    return max_pool_taps(geo, x)
 
 
 def _tap_keys(geo: PoolGeometry, dtype) -> np.ndarray:
@@ -218,14 +193,14 @@ def _first_max_blocks(geo: PoolGeometry, x: jax.Array, y: jax.Array) -> jax.Arra
     return jnp.stack(rows, axis=2)
 
 
-def _max_pool_fwd(geo, x):
+def _max_pool_fwd(geo, algorithm, x):
     # Residual: which element won each window, not (x, y); the backward is then a pure
     # select-and-place. Tiling windows keep a block-shaped boolean mask (one byte per input
     # element), the others the int8 index of the winning tap (one byte per output element).
     # Both are piecewise constant in x, hence the stop_gradients.
-    y = _max_pool(geo, x)
+    y = _max_pool(geo, algorithm, x)
     xs, ys = lax.stop_gradient(x), lax.stop_gradient(y)
-    if geo.tiles:
+    if algorithm == "blocks":
         return y, _first_max_blocks(geo, xs, ys)
     return y, _first_max_index(geo, xs, ys)
 
@@ -233,10 +208,10 @@ def _max_pool_fwd(geo, x):
 # dL/dx[p] = sum over the windows w whose arg-max is p of dL/dy[w]  (the error goes to the arg-max)
 # ties: the FIRST tap of w in row-major order equal to max(w) takes it all (a tap wins if it
 #       equals the max and no earlier tap does); -inf padding never wins; the first NaN wins
-def _max_pool_bwd(geo, idx, g):
+def _max_pool_bwd(geo, algorithm, idx, g):
     kh, kw = geo.window
     zero = jnp.zeros((), g.dtype)
-    if geo.tiles:
+    if algorithm == "blocks":
         # Blocks (N, H', KH, W', KW, C): block element (i, j) of window (a, b) gets g[a, b] iff
         # it won (idx is the boolean block mask); one select, a reshape, and a pad that
         # crops/zero-fills the edges.
@@ -258,7 +233,9 @@ def _max_pool_bwd(geo, idx, g):
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
-def max_pool2d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID") -> jax.Array:
+def max_pool2d(
+    x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID", *, algorithm: str = "auto"
+) -> jax.Array:
     """2-D max pooling with a hand-written backward rule (the error goes to the arg-max).
 
     ``y[n, a, b, c] = max_{0<=i<KH, 0<=j<KW} xp[n, a*sh + i, b*sw + j, c]``, where ``xp`` is
@@ -270,6 +247,8 @@ def max_pool2d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = 
         stride: int or ``(sh, sw)``; defaults to ``window`` (non-overlapping windows).
         padding: ``"VALID"``, ``"SAME"`` (``H' = ceil(H / sh)``), an int, or
             ``((lo, hi), (lo, hi))``.
+        algorithm: ``"auto"`` (``"blocks"`` for tiling windows, else ``"textbook"``),
+            ``"textbook"`` or ``"blocks"``; see :data:`POOL_ALGORITHMS`. Same result.
 
     Returns:
         ``(N, H', W', C)`` with ``H' = floor((H + lo + hi - KH) / sh) + 1``.
@@ -280,10 +259,12 @@ def max_pool2d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = 
     NaN outputs NaN, and its error goes to the first NaN.
     """
     geo = pool_geometry("max_pool2d", x, window, stride, padding, 2)
-    return _max_pool(geo, jnp.asarray(x))
+    return _max_pool(geo, pool_algorithm(geo, algorithm, fn="max_pool2d"), jnp.asarray(x))
 
 
-def max_pool1d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID") -> jax.Array:
+def max_pool1d(
+    x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID", *, algorithm: str = "auto"
+) -> jax.Array:
     """1-D max pooling: :func:`max_pool2d` over ``(N, W, C)`` with a unit height.
 
     Args:
@@ -291,45 +272,34 @@ def max_pool1d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = 
         window: ``K`` (int or ``(K,)``).
         stride: int or ``(s,)``; defaults to ``window``.
         padding: ``"VALID"``, ``"SAME"``, an int, or ``((lo, hi),)``.
+        algorithm: as :func:`max_pool2d`.
 
     Returns:
         ``(N, W', C)``. Same tie and NaN conventions as :func:`max_pool2d`.
     """
     geo = pool_geometry("max_pool1d", x, window, stride, padding, 1)
-    return _max_pool(geo, jnp.asarray(x)[:, None])[:, 0]
+    return _max_pool(geo, pool_algorithm(geo, algorithm, fn="max_pool1d"), jnp.asarray(x)[:, None])[:, 0]
 
 
 # -------------------------------------------------------------------- average pooling
-def _divisor(geo: PoolGeometry, count_include_pad: bool, dtype):
-    """What each window's sum is divided by: ``KH*KW``, or its non-padding count.
 
-    A window lying wholly in explicit padding has count 0 under ``count_include_pad=False``;
-    it is divided by 1 instead (output 0, no error flows), as the twin does.
-    """
-    if count_include_pad or not geo.padded:
-        return jnp.array(geo.window[0] * geo.window[1], dtype)
-    return jnp.asarray(np.maximum(window_counts(geo), 1)[None, :, :, None], dtype)
+@partial(hand_rule, nondiff_argnums=(0, 1, 2))
+def _avg_pool(geo: PoolGeometry, count_include_pad: bool, algorithm: str, x: jax.Array) -> jax.Array:
+    """Average pooling on a validated ``x``; ``algorithm`` (resolved) picks the backward's layout."""
+    return avg_pool_taps(geo, count_include_pad, x)
 
 
-@partial(hand_rule, nondiff_argnums=(0, 1))
-def _avg_pool(geo: PoolGeometry, count_include_pad: bool, x: jax.Array) -> jax.Array:
-    s = None
-    for _, t in _taps_of(geo, x, 0):
-        s = t if s is None else s + t
-    return s / _divisor(geo, count_include_pad, x.dtype)
-
-
-def _avg_pool_fwd(geo, count_include_pad, x):
-    return _avg_pool(geo, count_include_pad, x), None
+def _avg_pool_fwd(geo, count_include_pad, algorithm, x):
+    return _avg_pool(geo, count_include_pad, algorithm, x), None
 
 
 # dL/dx[p] = sum over the windows w containing p of dL/dy[w] / |w|
 #   (|w| = KH*KW, or w's count of non-padding elements when count_include_pad=False)
 # no kinks or ties: the map is linear; padding positions receive their share and are cropped
-def _avg_pool_bwd(geo, count_include_pad, _, g):
+def _avg_pool_bwd(geo, count_include_pad, algorithm, _, g):
     e = g / _divisor(geo, count_include_pad, g.dtype)  # each window's error per element
     kh, kw = geo.window
-    if geo.tiles:
+    if algorithm == "blocks":
         n, ho, wo, c = e.shape
         eb = jnp.broadcast_to(e[:, :, None, :, None, :], (n, ho, kh, wo, kw, c))
         return (_pad_spatial(_unblocks(eb), 0, _untile_pads(geo)),)
@@ -352,6 +322,8 @@ def avg_pool2d(
     stride=None,
     padding: Padding = "VALID",
     count_include_pad: bool = True,
+    *,
+    algorithm: str = "auto",
 ) -> jax.Array:
     """2-D average pooling with a hand-written backward rule (the error is spread evenly).
 
@@ -365,6 +337,7 @@ def avg_pool2d(
         stride: int or ``(sh, sw)``; defaults to ``window``.
         padding: ``"VALID"``, ``"SAME"``, an int, or ``((lo, hi), (lo, hi))``.
         count_include_pad: whether padding counts in the divisor.
+        algorithm: as :func:`max_pool2d`.
 
     Returns:
         ``(N, H', W', C)``.
@@ -373,7 +346,8 @@ def avg_pool2d(
     """
     check_count_include_pad("avg_pool2d", count_include_pad)
     geo = pool_geometry("avg_pool2d", x, window, stride, padding, 2)
-    return _avg_pool(geo, bool(count_include_pad), jnp.asarray(x))
+    algorithm = pool_algorithm(geo, algorithm, fn="avg_pool2d")
+    return _avg_pool(geo, bool(count_include_pad), algorithm, jnp.asarray(x))
 
 
 def avg_pool1d(
@@ -382,6 +356,8 @@ def avg_pool1d(
     stride=None,
     padding: Padding = "VALID",
     count_include_pad: bool = True,
+    *,
+    algorithm: str = "auto",
 ) -> jax.Array:
     """1-D average pooling: :func:`avg_pool2d` over ``(N, W, C)`` with a unit height.
 
@@ -391,10 +367,12 @@ def avg_pool1d(
         stride: int or ``(s,)``; defaults to ``window``.
         padding: ``"VALID"``, ``"SAME"``, an int, or ``((lo, hi),)``.
         count_include_pad: whether padding counts in the divisor.
+        algorithm: as :func:`max_pool2d`.
 
     Returns:
         ``(N, W', C)``.
     """
     check_count_include_pad("avg_pool1d", count_include_pad)
     geo = pool_geometry("avg_pool1d", x, window, stride, padding, 1)
-    return _avg_pool(geo, bool(count_include_pad), jnp.asarray(x)[:, None])[:, 0]
+    algorithm = pool_algorithm(geo, algorithm, fn="avg_pool1d")
+    return _avg_pool(geo, bool(count_include_pad), algorithm, jnp.asarray(x)[:, None])[:, 0]

@@ -342,3 +342,37 @@ def test_tiling_windows_with_padding_first_in_row_major(padding):
     x = jnp.full((1, 3, 3, 2), -jnp.inf)  # every real tap ties with the padding
     assert_first_max_convention(x, 2, 2, padding)
     assert_matches_twin("max_pool2d", tie_free((2, 5, 3, 6), seed=3), 2, 2, padding)  # few channels
+
+
+# ------------------------------------------------------------ forced algorithms (POOL_ALGORITHMS)
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("window,stride,padding", [(2, 2, "VALID"), (3, 3, "SAME"), (2, 2, 1), (3, 1, "SAME"), (3, 2, 1)])
+def test_forced_algorithms_match_twin(name, window, stride, padding):
+    """Every algorithm that applies (``blocks`` needs tiling windows) gives the twin's values and
+    gradients; the twin with a hand algorithm's name runs the hand forward, bit for bit."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.permutation(2 * 9 * 8 * 3).reshape(2, 9, 8, 3) / 10.0)  # no ties
+    g = jnp.asarray(rng.standard_normal(getattr(twin, name)(x, window, stride, padding).shape))
+    y_ref, vjp_ref = jax.vjp(lambda x: getattr(twin, name)(x, window, stride, padding), x)
+    algorithms = ["auto", "textbook"] + (["blocks"] if window == stride else [])
+    for algorithm in algorithms:
+        y, vjp = jax.vjp(lambda x: getattr(hand, name)(x, window, stride, padding, algorithm=algorithm), x)
+        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(vjp(g)[0]), np.asarray(vjp_ref(g)[0]), rtol=1e-12, atol=1e-12)
+        y_shared = getattr(twin, name)(x, window, stride, padding, algorithm=algorithm)
+        np.testing.assert_array_equal(np.asarray(y_shared), np.asarray(y))
+    assert hand.pool_algorithm(hand.pool_geometry(name, x, window, stride, padding, 2)) == (
+        "blocks" if window == stride else "textbook"
+    )
+
+
+def test_algorithm_errors():
+    x = jnp.zeros((1, 6, 6, 2))
+    with pytest.raises(ValueError, match=r"max_pool2d: algorithm 'blocks' needs windows that tile the input"):
+        hand.max_pool2d(x, 3, 1, algorithm="blocks")
+    with pytest.raises(ValueError, match=r"avg_pool1d: algorithm must be one of \('auto', 'textbook', 'blocks'\)"):
+        hand.avg_pool1d(x[:, 0], 2, algorithm="plain")
+    with pytest.raises(ValueError, match=r"max_pool2d: algorithm must be one of .*or 'plain'"):
+        twin.max_pool2d(x, 2, algorithm="fft")

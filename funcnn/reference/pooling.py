@@ -16,6 +16,7 @@ import numpy as np
 from jax import lax
 
 from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
+from funcnn._pool_forward import avg_pool_taps, max_pool_taps, pool_algorithm
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
 
@@ -51,16 +52,36 @@ def _avg_pool(geo: PoolGeometry, count_include_pad: bool, x: jax.Array) -> jax.A
     return s / jnp.maximum(count, 1)
 
 
-def max_pool2d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID") -> jax.Array:
-    """Twin of :func:`funcnn.pooling.max_pool2d`: max over stacked window taps; ``(N, H, W, C) -> (N, H', W', C)``."""
+def _forward(fn: str, geo: PoolGeometry, algorithm: object, plain, shared):
+    """The twin's own forward (``algorithm="plain"``) or, for a hand algorithm's name, the
+    hand op's tap-loop forward (shared, so hand vs autodiff compares backward rules only)."""
+    if isinstance(algorithm, str) and algorithm == "plain":
+        return plain
+    try:
+        pool_algorithm(geo, algorithm, fn=fn)
+    except ValueError as e:
+        raise ValueError(f"{e} (or 'plain', the twin's own forward)") from None
+    return shared
+
+
+def max_pool2d(
+    x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID", *, algorithm: str = "plain"
+) -> jax.Array:
+    """Twin of :func:`funcnn.pooling.max_pool2d`: max over stacked window taps; ``(N, H, W, C) -> (N, H', W', C)``.
+
+    ``algorithm``: ``"plain"`` (default, the stacked max) or a name the hand op takes, to
+    differentiate the hand op's forward (a tap-by-tap ``lax.max``) instead.
+    """
     geo = pool_geometry("max_pool2d", x, window, stride, padding, 2)
-    return _max_pool(geo, jnp.asarray(x))
+    return _forward("max_pool2d", geo, algorithm, _max_pool, max_pool_taps)(geo, jnp.asarray(x))
 
 
-def max_pool1d(x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID") -> jax.Array:
-    """Twin of :func:`funcnn.pooling.max_pool1d`; ``(N, W, C) -> (N, W', C)``."""
+def max_pool1d(
+    x: jax.typing.ArrayLike, window, stride=None, padding: Padding = "VALID", *, algorithm: str = "plain"
+) -> jax.Array:
+    """Twin of :func:`funcnn.pooling.max_pool1d`; ``(N, W, C) -> (N, W', C)``; ``algorithm`` as :func:`max_pool2d`."""
     geo = pool_geometry("max_pool1d", x, window, stride, padding, 1)
-    return _max_pool(geo, jnp.asarray(x)[:, None])[:, 0]
+    return _forward("max_pool1d", geo, algorithm, _max_pool, max_pool_taps)(geo, jnp.asarray(x)[:, None])[:, 0]
 
 
 def avg_pool2d(
@@ -69,11 +90,17 @@ def avg_pool2d(
     stride=None,
     padding: Padding = "VALID",
     count_include_pad: bool = True,
+    *,
+    algorithm: str = "plain",
 ) -> jax.Array:
-    """Twin of :func:`funcnn.pooling.avg_pool2d`: ``lax.reduce_window`` sum, divided; ``(N, H', W', C)``."""
+    """Twin of :func:`funcnn.pooling.avg_pool2d`: ``lax.reduce_window`` sum, divided; ``(N, H', W', C)``.
+
+    ``algorithm``: ``"plain"`` (default) or a name the hand op takes (its tap-sum forward).
+    """
     check_count_include_pad("avg_pool2d", count_include_pad)
     geo = pool_geometry("avg_pool2d", x, window, stride, padding, 2)
-    return _avg_pool(geo, bool(count_include_pad), jnp.asarray(x))
+    forward = _forward("avg_pool2d", geo, algorithm, _avg_pool, avg_pool_taps)
+    return forward(geo, bool(count_include_pad), jnp.asarray(x))
 
 
 def avg_pool1d(
@@ -82,8 +109,11 @@ def avg_pool1d(
     stride=None,
     padding: Padding = "VALID",
     count_include_pad: bool = True,
+    *,
+    algorithm: str = "plain",
 ) -> jax.Array:
-    """Twin of :func:`funcnn.pooling.avg_pool1d`; ``(N, W, C) -> (N, W', C)``."""
+    """Twin of :func:`funcnn.pooling.avg_pool1d`; ``(N, W, C) -> (N, W', C)``; ``algorithm`` as :func:`avg_pool2d`."""
     check_count_include_pad("avg_pool1d", count_include_pad)
     geo = pool_geometry("avg_pool1d", x, window, stride, padding, 1)
-    return _avg_pool(geo, bool(count_include_pad), jnp.asarray(x)[:, None])[:, 0]
+    forward = _forward("avg_pool1d", geo, algorithm, _avg_pool, avg_pool_taps)
+    return forward(geo, bool(count_include_pad), jnp.asarray(x)[:, None])[:, 0]
