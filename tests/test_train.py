@@ -22,6 +22,8 @@ from funcnn.train import (
     ExperimentConfig,
     RunDir,
     TrainSpec,
+    band,
+    first_reach,
     fit,
     get_hyperparam,
     make_eval_fn,
@@ -35,8 +37,10 @@ from funcnn.train import (
     run_grid,
     set_hyperparam,
     summarize,
+    time_interleaved,
     with_clipping,
 )
+from funcnn.train.plots import pyplot
 from funcnn.train import runs as runs_mod
 from _tiny import mlp, xent
 
@@ -427,6 +431,44 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert json.loads((run.path / "summary.json").read_text()) == {"a": 1}  # old content intact
     assert [p.name for p in run.path.iterdir()] == ["summary.json"]  # no temp file left behind
+
+
+def test_a_script_without_checkpoints_has_no_resume_flag(capsys):
+    @dataclasses.dataclass
+    class Config(ExperimentConfig, resumable=False):
+        width: int = 32
+
+    cfg = parse_config(Config, ["--width", "8"])
+    assert (cfg.width, cfg.resume) == (8, False) and isinstance(cfg, ExperimentConfig)
+    with pytest.raises(SystemExit):
+        parse_config(Config, ["--resume"])
+    assert "--resume" in capsys.readouterr().err
+    assert parse_config(ExperimentConfig, ["--resume"]).resume is True  # the default keeps it
+
+
+def test_band_first_reach_and_interleaved_timing():
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ys = np.array([[1.0, 2.0, np.nan], [3.0, 4.0, np.nan]])
+    line = band(ax, [0, 1, 2], ys, label="a")
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 3.0, np.nan])  # all-NaN point: NaN, no warning
+    line = band(ax, [0, 1, 2], ys, spread="range", logy=True, linestyle="--")
+    assert line.get_linestyle() == "--" and ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="band: spread must be 'std' or 'range', got 'iqr'"):
+        band(ax, [0, 1, 2], ys, spread="iqr")
+    with pytest.raises(ValueError, match=r"band: 'a' has 3 points but x has 2"):
+        band(ax, [0, 1], ys, label="a")
+    plt.close(fig)
+
+    steps = np.array([0, 10, 20, 30])
+    assert first_reach(steps, [0.1, 0.5, 0.9, 0.95], 0.9) == 20
+    assert first_reach(steps, [2.0, np.nan, 0.5, 0.1], 0.5, below=True) == 20
+    assert first_reach(steps, [0.1, np.nan, 0.2, 0.3], 0.9) is None
+
+    samples = time_interleaved({"a": lambda: jnp.ones(3), "b": lambda: jnp.zeros(3)}, rounds=3, min_time=1e-4)
+    assert set(samples) == {"a", "b"} and all(v.shape == (3,) and (v > 0).all() for v in samples.values())
+    with pytest.raises(ValueError, match="time_interleaved: rounds must be an int >= 1, got 0"):
+        time_interleaved({"a": lambda: 1}, rounds=0)
 
 
 def test_experiment_config_with_tyro(tmp_path):

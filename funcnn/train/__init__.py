@@ -9,6 +9,7 @@
 - :mod:`funcnn.train.plots`: band, line and bar plots.
 - :mod:`funcnn.train.cli`: experiment configs parsed from the command line, and the run they open.
 - :mod:`funcnn.train.results`: the names of those three, where they used to live.
+- :func:`time_interleaved`: what a rule or a step costs, timed interleaved (medians per round).
 
 orbax-checkpoint, tqdm, matplotlib and tyro (the ``experiments`` extra) are imported only
 when checkpoints, progress bars, plots or CLI parsing are used.
@@ -28,8 +29,9 @@ from funcnn.train.grid import (
 from funcnn.train.loop import FitResult, History, TrainSpec, fit
 from funcnn.train.options import TrainOptions
 from funcnn.train.cli import ExperimentConfig, open_run, parse_config
-from funcnn.train.plots import plot_bands, plot_bars, plot_lines
-from funcnn.train.runs import RunDir, library_versions, markdown_table, save_figure, summarize
+from funcnn.train.plots import band, plot_bands, plot_bars, plot_lines
+from funcnn.train.runs import RunDir, first_reach, library_versions, markdown_table, save_figure, summarize
+from funcnn.train.timing import time_interleaved
 from funcnn.train.step import (
     LOSS_NAMES,
     STEP_METRICS,
@@ -57,8 +59,10 @@ __all__ = [
     "STEP_METRICS",
     "TrainOptions",
     "TrainSpec",
+    "band",
     "correct",
     "expand_grid",
+    "first_reach",
     "fit",
     "get_hyperparam",
     "library_versions",
@@ -79,5 +83,6 @@ __all__ = [
     "save_figure",
     "set_hyperparam",
     "summarize",
+    "time_interleaved",
     "with_clipping",
 ]

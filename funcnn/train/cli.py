@@ -45,7 +45,18 @@ class ExperimentConfig:
       distributed: join a multi-process run even when no environment variable asks for one
         (see :func:`funcnn.parallel.initialize_distributed`; ``JAX_COORDINATOR_ADDRESS``,
         ``JAX_NUM_PROCESSES`` > 1, ``SLURM_NTASKS`` > 1 or ``mpirun`` start one without it).
+
+    A script that keeps no checkpoints (a stopped run is rerun) declares
+    ``class Config(ExperimentConfig, resumable=False)``: its command line has no ``--resume``.
     """
+
+    def __init_subclass__(cls, *, resumable: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not resumable:
+            import tyro  # only scripts parse command lines
+
+            cls.__annotations__ = {**cls.__dict__.get("__annotations__", {}), "resume": tyro.conf.Suppress[bool]}
+            cls.resume = False
 
     out_dir: str = "results"
     run_name: str | None = None

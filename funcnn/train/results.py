@@ -28,21 +28,3 @@ from funcnn.train.runs import (  # noqa: F401
     to_jsonable,
 )
 
-__all__ = [
-    "ExperimentConfig",
-    "RunDir",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "json_dumps",
-    "library_versions",
-    "markdown_table",
-    "open_run",
-    "parse_config",
-    "plot_bands",
-    "plot_bars",
-    "plot_lines",
-    "pyplot",
-    "save_figure",
-    "summarize",
-    "to_jsonable",
-]

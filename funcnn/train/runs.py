@@ -372,6 +372,16 @@ def summarize(
     return rows
 
 
+def first_reach(steps: Any, values: Any, threshold: float, *, below: bool = False) -> int | None:
+    """The first of ``steps`` ``(E,)`` at which ``values`` ``(E,)`` reaches ``threshold``
+    (``>=``; ``<=`` with ``below``), e.g. the evaluation step where test accuracy first hits 90%;
+    ``None`` if it never does. NaNs (a diverged member) never reach it."""
+    values = np.asarray(values, np.float64)
+    ok = values <= threshold if below else values >= threshold
+    idx = np.flatnonzero(ok & np.isfinite(values))
+    return int(np.asarray(steps)[idx[0]]) if idx.size else None
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         if not math.isfinite(float(v)):
