@@ -51,7 +51,7 @@ import optax
 from funcnn import Choice
 from funcnn import activations as hand_activations
 from funcnn.data import load
-from funcnn.diagnostics import activation_stats, error_terms
+from funcnn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms
 from funcnn.losses import softmax_cross_entropy
 from funcnn.models import cnn1d, cnn2d, mlp
 from funcnn.reference import activations as autodiff_activations
@@ -66,17 +66,16 @@ from funcnn.train import (
     parse_config,
     prepare_grid,
     run_grids,
-    save_figure,
     summarize,
+    time_interleaved,
 )
+from funcnn.train.plots import band, nanmean, pyplot
 
 EXPERIMENT = "activation_ablation"
 #: Output nonlinearities: they normalize over a whole row, so they are not hidden-layer units.
 OUTPUT_NONLINEARITIES = ("softmax", "log_softmax")
 #: Every hidden-layer activation of funcnn.
 HIDDEN_ACTIVATIONS = tuple(a for a in funcnn.ACTIVATION_NAMES if a not in OUTPUT_NONLINEARITIES)
-RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
-SATURATING = ("logistic", "tanh", "hard_logistic", "hard_tanh")
 #: A unit is "silent" on a batch when its error-term norm is below this fraction of its
 #: layer's mean unit norm: it (almost) receives no gradient.
 SILENT_TOL = 1e-3
@@ -315,32 +314,6 @@ def train_grid(
 # --------------------------------------------------------------------------------------
 
 
-def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int, target_s: float = 0.01) -> dict[str, np.ndarray]:
-    """Seconds per call of each zero-argument callable, one sample per round.
-
-    The callables run interleaved (every round runs each once, in rotating order), so a
-    ratio taken within a round compares them under the same machine load.
-    """
-    names = list(fns)
-    inner = {}
-    for n in names:  # warm up (compile), then pick repeats so a sample lasts ~target_s
-        jax.block_until_ready(fns[n]())
-        t = time.perf_counter()
-        jax.block_until_ready(fns[n]())
-        dt = max(time.perf_counter() - t, 1e-7)
-        inner[n] = int(min(200, max(1, target_s / dt)))
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for n in order:
-            t = time.perf_counter()
-            for _ in range(inner[n]):
-                out = fns[n]()
-            jax.block_until_ready(out)
-            samples[n].append((time.perf_counter() - t) / inner[n])
-    return {n: np.asarray(v) for n, v in samples.items()}
-
-
 def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) -> list[dict[str, Any]]:
     """Forward + backward time of each activation op (both rules) on a fixed array.
 
@@ -365,7 +338,7 @@ def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) 
             f = jax.jit(fwd_bwd)
             fns[(rule, n)] = lambda f=f, args=args: f(args, g)
     keyed = {f"{r}:{n}": fn for (r, n), fn in fns.items()}
-    samples = time_interleaved(keyed, rounds=rounds)
+    samples = time_interleaved(keyed, rounds=rounds, warmup=1, min_time=0.01)
     rows = []
     for n in names:
         row: dict[str, Any] = {"activation": n}
@@ -392,7 +365,7 @@ def step_costs(cfg: Config, d: Any, arch: str, activation: str, rounds: int) -> 
         step = make_train_step(model, "softmax_cross_entropy", opt)
         key = jax.random.PRNGKey(0)
         fns[rule] = lambda step=step, p=params, o=opt_state, s=state: step(p, o, s, x, y, key)
-    samples = time_interleaved(fns, rounds=rounds)
+    samples = time_interleaved(fns, rounds=rounds, warmup=1, min_time=0.01)
     out = {f"{r}_ms_per_step": float(np.median(samples[r]) * 1e3) for r in RULES}
     out["hand_vs_autodiff"] = float(np.median(samples["hand"] / samples["autodiff"]))
     return out
@@ -401,18 +374,6 @@ def step_costs(cfg: Config, d: Any, arch: str, activation: str, rounds: int) -> 
 # --------------------------------------------------------------------------------------
 # Collecting the numbers
 # --------------------------------------------------------------------------------------
-
-
-def _nanmean(a: Any, axis: Any = None) -> Any:
-    a = np.asarray(a, np.float64)
-    with np.errstate(all="ignore"):
-        if a.size == 0 or np.all(np.isnan(a)):
-            return np.nan if axis is None else np.full(np.delete(a.shape, axis), np.nan)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(a, axis=axis)
 
 
 def _last_finite_row(v: np.ndarray) -> np.ndarray:
@@ -434,7 +395,7 @@ def member_record(m: Any) -> dict[str, Any]:
     mets: dict[str, Any] = {
         "test_accuracy": em["test_accuracy"][-1] if len(h.eval_steps) else np.nan,
         "test_loss": em["test_loss"][-1] if len(h.eval_steps) else np.nan,
-        "train_loss": float(_nanmean(tail)) if len(tail) else np.nan,
+        "train_loss": float(nanmean(tail)) if len(tail) else np.nan,
     }
     if len(h.eval_steps):
         dead = _last_finite_row(em["dead_fraction"])
@@ -444,8 +405,8 @@ def member_record(m: Any) -> dict[str, Any]:
         dn = _last_finite_row(em["delta_norms"])
         dn0 = em["delta_norms"][0]
         mets.update(
-            dead=float(_nanmean(dead)), inactive=float(_nanmean(inactive)), saturated=float(_nanmean(sat)),
-            silent=float(_nanmean(silent)),
+            dead=float(nanmean(dead)), inactive=float(nanmean(inactive)), saturated=float(nanmean(sat)),
+            silent=float(nanmean(silent)),
             # ||delta|| of the first hidden layer over the last hidden layer's (< 1: it shrinks backwards)
             delta_ratio_init=float(dn0[0] / dn0[-2]) if len(dn0) > 1 and dn0[-2] > 0 else np.nan,
             delta_ratio_final=float(dn[0] / dn[-2]) if len(dn) > 1 and dn[-2] > 0 else np.nan,
@@ -512,43 +473,12 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#17becf", "#000000", "#808000"]
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _color(acts: Sequence[str], a: str) -> Any:
     return COLORS[list(acts).index(a) % len(COLORS)] if a in acts else None
 
 
-def _bands(ax: Any, x: np.ndarray, ys: np.ndarray, label: str, color: Any, logy: bool = False) -> None:
-    ys = np.asarray(ys, np.float64)
-    if ys.ndim == 1:
-        ys = ys[None]
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mu = np.nanmean(ys, axis=0)
-            sd = np.nanstd(ys, axis=0)
-    ax.plot(x, mu, label=label, color=color, lw=1.5)
-    if ys.shape[0] > 1:
-        lo, hi = mu - sd, mu + sd
-        if logy:
-            lo = np.where(lo > 0, lo, mu)
-        ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
-    if logy:
-        ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-
-
 def plot_accuracy(run: Any, rows: list[dict[str, Any]], cfg: Config, parts: list[tuple[str, str]]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), squeeze=False)
     for ax, (ds, arch) in zip(axes[0], parts):
         lr = base_lr(cfg, arch)
@@ -573,7 +503,7 @@ def plot_accuracy(run: Any, rows: list[dict[str, Any]], cfg: Config, parts: list
 
 def plot_learning_curves(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config,
                          parts: list[tuple[str, str]]) -> dict[str, np.ndarray]:
-    plt = _plt()
+    plt = pyplot()
     arrays = {}
     fig, axes = plt.subplots(2, len(parts), figsize=(5.5 * len(parts), 7.5), squeeze=False)
     for j, (ds, arch) in enumerate(parts):
@@ -584,16 +514,18 @@ def plot_learning_curves(run: Any, results: Mapping[tuple[str, str], GridResult]
             spe = ms[0].history.steps_per_epoch
             steps = max((m.history.eval_steps for m in ms), key=len)
             acc = stacked(ms, "test_accuracy") * 100
-            _bands(axes[0, j], steps / spe, acc, a, _color(cfg.activations, a))
+            band(axes[0, j], steps / spe, acc, label=a, color=_color(cfg.activations, a))
             # training-batch loss, averaged over ~40 windows of consecutive steps
             loss = stacked(ms, "loss", step_metric=True)
             win = max(1, loss.shape[1] // 40)
             nw = loss.shape[1] // win
             if nw >= 1:
-                ep = _nanmean(loss[:, : nw * win].reshape(loss.shape[0], nw, win), axis=2)
-                _bands(axes[1, j], (np.arange(nw) + 1) * win / spe, ep, a, _color(cfg.activations, a), logy=True)
+                ep = nanmean(loss[:, : nw * win].reshape(loss.shape[0], nw, win), axis=2)
+                band(axes[1, j], (np.arange(nw) + 1) * win / spe, ep, label=a, color=_color(cfg.activations, a), logy=True)
             arrays[f"{ds}_{arch}_{a}_test_accuracy"] = acc
             arrays[f"{ds}_{arch}_{a}_eval_epochs"] = steps / spe
+        for ax in axes[:, j]:
+            ax.grid(True, alpha=0.3)
         axes[0, j].set_title(f"{ds} / {arch}: test accuracy (%), lr={base_lr(cfg, arch):g}", fontsize=9)
         axes[0, j].set_xlabel("epoch")
         axes[1, j].set_title(f"{ds} / {arch}: training loss (mean batch loss per window)", fontsize=9)
@@ -605,7 +537,7 @@ def plot_learning_curves(run: Any, results: Mapping[tuple[str, str], GridResult]
 
 def plot_delta_norms(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config,
                      parts: list[tuple[str, str]]) -> None:
-    plt = _plt()
+    plt = pyplot()
     for ds, arch in parts:
         lr = base_lr(cfg, arch)
         ms0 = select(results, dataset=ds, arch=arch, lr=lr, rule=cfg.rule)
@@ -621,10 +553,11 @@ def plot_delta_norms(run: Any, results: Mapping[tuple[str, str], GridResult], cf
             steps = max((m.history.eval_steps for m in ms), key=len)
             dn = stacked(ms, "delta_norms")  # (S, E, L)
             for l in range(n_layers):
-                _bands(axes[0, l], steps / spe, dn[:, :, l], a, _color(cfg.activations, a), logy=True)
+                band(axes[0, l], steps / spe, dn[:, :, l], label=a, color=_color(cfg.activations, a), logy=True)
         for l in range(n_layers):
             kind = "read-out" if l == n_layers - 1 else f"hidden {l + 1}"
             axes[0, l].set_title(f"layer {l + 1} ({kind})", fontsize=9)
+            axes[0, l].grid(True, alpha=0.3)
             axes[0, l].set_xlabel("epoch")
         axes[0, 0].set_ylabel("||delta|| on the fixed batch")
         axes[0, -1].legend(fontsize=6, ncol=2)
@@ -634,7 +567,7 @@ def plot_delta_norms(run: Any, results: Mapping[tuple[str, str], GridResult], cf
 
 def plot_dead_saturated(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config,
                         parts: list[tuple[str, str]]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(parts), figsize=(5.5 * len(parts), 7.5), squeeze=False)
     for j, (ds, arch) in enumerate(parts):
         for row, (metric, family) in enumerate((("dead_fraction", RELU_FAMILY), ("saturated_fraction", SATURATING))):
@@ -646,20 +579,21 @@ def plot_dead_saturated(run: Any, results: Mapping[tuple[str, str], GridResult],
                     continue
                 spe = ms[0].history.steps_per_epoch
                 steps = max((m.history.eval_steps for m in ms), key=len)
-                v = _nanmean(stacked(ms, metric), axis=2) * 100  # mean over hidden layers
-                _bands(axes[row, j], steps / spe, v, a, _color(cfg.activations, a))
+                v = nanmean(stacked(ms, metric), axis=2) * 100  # mean over hidden layers
+                band(axes[row, j], steps / spe, v, label=a, color=_color(cfg.activations, a))
                 if row == 0 and len(lrs_of(cfg, arch)) > 1:  # the high-learning-rate members, dashed
                     hi = lrs_of(cfg, arch)[1]
                     mh = select(results, dataset=ds, arch=arch, activation=a, lr=hi, rule=cfg.rule)
                     if mh:
-                        vh = _nanmean(stacked(mh, metric), axis=2) * 100
+                        vh = nanmean(stacked(mh, metric), axis=2) * 100
                         xh = max((m.history.eval_steps for m in mh), key=len) / spe
-                        _bands(axes[row, j], xh[: vh.shape[1]], vh, f"{a} (lr={hi:g})", _color(cfg.activations, a))
-                        axes[row, j].lines[-1].set_linestyle("--")
+                        band(axes[row, j], xh[: vh.shape[1]], vh, label=f"{a} (lr={hi:g})", color=_color(cfg.activations, a),
+                             linestyle="--")
             what = "dead units, % (input <= 0 on every probe example)" if row == 0 else "saturated values, %"
             if row == 0 and len(lrs_of(cfg, arch)) > 1:
                 what += f"\nsolid: lr={base_lr(cfg, arch):g}, dashed: lr={lrs_of(cfg, arch)[1]:g}"
             axes[row, j].set_title(f"{ds} / {arch}: {what}", fontsize=9)
+            axes[row, j].grid(True, alpha=0.3)
             axes[row, j].set_xlabel("epoch")
             if axes[row, j].get_legend_handles_labels()[0]:
                 axes[row, j].legend(fontsize=7)
@@ -667,7 +601,7 @@ def plot_dead_saturated(run: Any, results: Mapping[tuple[str, str], GridResult],
 
 
 def plot_high_lr(run: Any, rows: list[dict[str, Any]], cfg: Config) -> None:
-    plt = _plt()
+    plt = pyplot()
     archs = [a for a in cfg.archs if len(lrs_of(cfg, a)) > 1]
     ds = cfg.datasets[0]
     fig, axes = plt.subplots(len(archs), 2, figsize=(12, 3.8 * len(archs)), squeeze=False)
@@ -693,7 +627,7 @@ def plot_high_lr(run: Any, rows: list[dict[str, Any]], cfg: Config) -> None:
 
 
 def plot_timing(run: Any, costs: list[dict[str, Any]], steps: dict[str, float] | None, cfg: Config) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 1]})
     ax = axes[0]
     names = [r["activation"] for r in costs]
@@ -720,7 +654,7 @@ def plot_timing(run: Any, costs: list[dict[str, Any]], steps: dict[str, float] |
 
 
 def plot_rule_comparison(run: Any, results: Mapping[tuple[str, str], GridResult], cfg: Config) -> None:
-    plt = _plt()
+    plt = pyplot()
     lrs = lrs_of(cfg, cfg.compare_arch)
     fig, axes = plt.subplots(2, len(lrs), figsize=(5.5 * len(lrs), 6.5), squeeze=False)
     base = dict(dataset=cfg.datasets[0], arch=cfg.compare_arch, activation=cfg.compare_activation)

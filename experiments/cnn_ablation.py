@@ -32,14 +32,13 @@ import time
 from typing import Any
 
 import numpy as np
-import tyro
 import optax
 
 from funcnn.combinators import serial
 from funcnn.diagnostics import summary as model_summary
 from funcnn.layers import Activation, AvgPool1D, Conv1D, Dense, Dropout, Flatten, MaxPool1D
 from funcnn.models import mlp
-from funcnn.train import ExperimentConfig, TrainSpec, markdown_table, open_run, parse_config, run_grid
+from funcnn.train import ExperimentConfig, TrainSpec, band, first_reach, markdown_table, open_run, parse_config, run_grid
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_ablation"
@@ -66,11 +65,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, resumable=False):
     """CNN ablation settings (``--smoke`` shrinks steps, seeds and the variant list)."""
-
-    resume: tyro.conf.Suppress[bool] = False
-    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     rule: str = "hand"
     """backward rule of every layer: "hand" (custom_vjp) or "autodiff"."""
@@ -142,11 +138,6 @@ def optimizer(cfg: Config) -> optax.GradientTransformation:
     if cfg.weight_decay > 0:
         return optax.adamw(lr, weight_decay=cfg.weight_decay)
     return optax.adam(lr)
-
-
-def first_reach(steps: np.ndarray, values: np.ndarray, threshold: float) -> int | None:
-    idx = np.flatnonzero(values >= threshold)
-    return int(steps[idx[0]]) if idx.size else None
 
 
 def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
@@ -290,10 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ax1.grid(True, axis="y", alpha=0.3)
     steps, curves = res.curves("test_accuracy")
     for label, ys in curves.items():
-        mu = np.nanmean(ys, 0)
-        (ln,) = ax2.plot(steps, mu, label=label.replace("model=", ""))
-        if ys.shape[0] > 1:
-            ax2.fill_between(steps, np.nanmin(ys, 0), np.nanmax(ys, 0), color=ln.get_color(), alpha=0.2, lw=0)
+        band(ax2, steps, ys, label=label.replace("model=", ""), spread="range")
     ax2.axhline(cfg.target, ls="--", color="k", lw=1)
     ax2.set_ylim(0, 1.0)
     ax2.set_xlabel("step")

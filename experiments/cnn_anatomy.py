@@ -40,7 +40,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 from funcnn.combinators import leaf_layers
 from funcnn.conv import conv2d, conv_macs, conv_output_size
@@ -54,11 +53,8 @@ PADDINGS = ("VALID", "SAME", "full")
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, resumable=False):
     """CNN anatomy settings (``--smoke`` trains for a few steps only)."""
-
-    resume: tyro.conf.Suppress[bool] = False
-    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     rule: str = "hand"
     """backward rule of every layer: "hand" (custom_vjp) or "autodiff"."""

@@ -41,13 +41,22 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import optax
 
 from funcnn.combinators import serial
 from funcnn.layers import Activation, Dense, Flatten
 from funcnn.losses import binary_cross_entropy, logistic_mse, softmax_cross_entropy, softmax_mse
-from funcnn.train import ExperimentConfig, TrainSpec, markdown_table, open_run, parse_config, run_grid, summarize
+from funcnn.train import (
+    ExperimentConfig,
+    TrainSpec,
+    band,
+    first_reach,
+    markdown_table,
+    open_run,
+    parse_config,
+    run_grid,
+    summarize,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cost_ablation"
@@ -56,11 +65,8 @@ SOFTMAX_COSTS = {"softmax_mse": softmax_mse, "softmax_cross_entropy": softmax_cr
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, resumable=False):
     """Cost ablation settings (``--smoke`` shrinks the step counts and seeds)."""
-
-    resume: tyro.conf.Suppress[bool] = False
-    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     rule: str = "hand"
     """backward rule of every layer and loss: "hand" (custom_vjp) or "autodiff"."""
@@ -130,13 +136,6 @@ def output_gradient_probe(loss_fn, x_probe: np.ndarray, y_probe: np.ndarray, log
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def first_reach(steps: np.ndarray, values: np.ndarray, threshold: float, below: bool = False) -> int | None:
-    """The first evaluation step at which ``values`` reaches ``threshold`` (None if never)."""
-    ok = values <= threshold if below else values >= threshold
-    idx = np.flatnonzero(ok & np.isfinite(values))
-    return int(steps[idx[0]]) if idx.size else None
 
 
 def reach_stats(reached: list[int | None]) -> tuple[float, int]:
@@ -414,19 +413,6 @@ def findings(cfg: Config, parts: dict[str, dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- plots
 
 
-def _band(ax, x, ys, label, logy=False):
-    ys = np.asarray(ys, np.float64)
-    if ys.ndim == 1:
-        ys = ys[None]
-    mu = np.nanmean(ys, 0)
-    (ln,) = ax.plot(x, mu, label=label)
-    if ys.shape[0] > 1:
-        lo, hi = np.nanmin(ys, 0), np.nanmax(ys, 0)
-        ax.fill_between(x, lo, hi, color=ln.get_color(), alpha=0.2, linewidth=0)
-    if logy:
-        ax.set_yscale("log")
-
-
 def plot_all(cfg: Config, parts: dict[str, dict[str, Any]]):
     plt = pyplot()
     names = [p for p in ("neuron", "ovr", "softmax") if p in parts]
@@ -443,8 +429,8 @@ def plot_all(cfg: Config, parts: dict[str, dict[str, Any]]):
                 top.plot(d["steps"], d["output"], label=lab)
                 bot.plot(d["eval_steps"], np.maximum(d["out_grad"], 1e-12), label=lab)
             else:
-                _band(top, d["eval_steps"], d["test_accuracy"], lab)
-                _band(bot, d["eval_steps"], np.maximum(d["out_grad"], 1e-12), lab)
+                band(top, d["eval_steps"], d["test_accuracy"], label=lab, spread="range")
+                band(bot, d["eval_steps"], np.maximum(d["out_grad"], 1e-12), label=lab, spread="range")
         top.set_ylabel("output h" if p == "neuron" else "test accuracy (mean, min-max over seeds)")
         top.set_title(titles[p], fontsize=10)
         bot.set_yscale("log")

@@ -28,7 +28,6 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import optax
 
 from funcnn import initializers as I
@@ -41,19 +40,16 @@ from funcnn.train import (
     open_run,
     parse_config,
     run_grid,
-    save_figure,
     summarize,
 )
+from funcnn.train.plots import pyplot
 
 EXPERIMENT = "gradient_stability"
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, resumable=False):
     """Bad init / high learning rate x gradient clipping x batch norm on a deep ReLU MLP."""
-
-    resume: tyro.conf.Suppress[bool] = False
-    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     dataset: str = "mnist1d"
     """'mnist1d' or 'digits' (flattened inputs)."""
@@ -230,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plots(run, cfg, records, scenarios) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     variants = ["no clip", "clip", "no clip + BN", "clip + BN"]
     colors = dict(zip(variants, ("tab:red", "tab:orange", "tab:blue", "tab:green")))
@@ -261,7 +254,7 @@ def _plots(run, cfg, records, scenarios) -> None:
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
         fig.tight_layout()
-        save_figure(fig, run.file(fname))
+        run.save_figure(fig, fname)
 
 
 if __name__ == "__main__":

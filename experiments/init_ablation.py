@@ -34,7 +34,6 @@ training_curves.png, saturation.png.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from typing import Any
@@ -42,7 +41,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import optax
 
 from funcnn import initializers as I
@@ -57,9 +55,9 @@ from funcnn.train import (
     open_run,
     parse_config,
     run_grid,
-    save_figure,
     summarize,
 )
+from funcnn.train.plots import nanmean, pyplot
 
 EXPERIMENT = "init_ablation"
 
@@ -76,11 +74,8 @@ ACTIVATIONS = ("logistic", "tanh", "relu")
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, resumable=False):
     """Initializer x activation x depth grid on deep MLPs trained with plain SGD."""
-
-    resume: tyro.conf.Suppress[bool] = False
-    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     dataset: str = "mnist1d"
     """'mnist1d' or 'digits' (flattened inputs)."""
@@ -355,10 +350,7 @@ def _ratio(r: dict, which: str) -> float:
 
 
 def _plots(run, cfg, records, rows, init_names, chance) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     acts, depths = list(cfg.activations), list(cfg.depths)
     dmax = max(depths)
@@ -374,14 +366,8 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
                 if len(r["member"].history.eval_steps) > i]
         if not vals:
             return None
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                a = np.stack(vals)
-                a = np.where(np.isfinite(a), a, np.nan)
-                return np.nanmean(a, axis=0)
+        a = np.stack(vals)
+        return nanmean(np.where(np.isfinite(a), a, np.nan), axis=0)
 
     def logplot(ax, y, **kw):
         y = np.asarray(y, np.float64)
@@ -403,7 +389,7 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
             ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, run.file("variance_per_layer.png"))
+    run.save_figure(fig, "variance_per_layer.png")
 
     # delta norms per layer at init, per depth
     fig, axes = plt.subplots(len(acts), len(depths), figsize=(5.5 * len(depths), 3.2 * len(acts)), squeeze=False)
@@ -423,7 +409,7 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
             ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, run.file("delta_norms.png"))
+    run.save_figure(fig, "delta_norms.png")
 
     # success grid heat map: final test accuracy (mean over seeds)
     colkeys = [(a, d, lr) for d in depths for a in acts for lr in cfg.lrs]
@@ -447,7 +433,7 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
     ax.set_title(f"final test accuracy ({cfg.dataset}, chance {chance:.2f}; div = diverged, * = some seeds diverged)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
-    save_figure(fig, run.file("success_grid.png"))
+    run.save_figure(fig, "success_grid.png")
 
     # training curves: test accuracy and train loss vs step, deepest net
     fig, axes = plt.subplots(2, len(acts), figsize=(5 * len(acts), 7), squeeze=False)
@@ -475,7 +461,7 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
             axes[i][j].grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, run.file("training_curves.png"))
+    run.save_figure(fig, "training_curves.png")
 
     # saturation (logistic, tanh) per layer at init and at the end, deepest net
     sat_acts = [a for a in acts if a != "relu"]
@@ -496,7 +482,7 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
             ax.grid(True, alpha=0.3)
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        save_figure(fig, run.file("saturation.png"))
+        run.save_figure(fig, "saturation.png")
 
 
 if __name__ == "__main__":

@@ -35,10 +35,8 @@ import dataclasses
 import sys
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 from funcnn import initializers as I
 from funcnn._layer import Layer
@@ -53,19 +51,16 @@ from funcnn.train import (
     open_run,
     parse_config,
     run_grid,
-    save_figure,
     summarize,
 )
+from funcnn.train.plots import pyplot
 
 EXPERIMENT = "universal_approximation"
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, resumable=False):
     """One hidden layer of width 1..256 fitting continuous targets on [-1, 1]."""
-
-    resume: tyro.conf.Suppress[bool] = False
-    """(No --resume flag: this script keeps no checkpoints; a stopped run is rerun.)"""
 
     targets: tuple[str, ...] = ("sin", "abs", "bumps")
     """Regression sets of funcnn.data (sin, abs, square, smooth_step, bumps)."""
@@ -225,10 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plots(run, cfg, rows, fits) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     targets = [t for t in cfg.targets if any(r["target"] == t for r in rows)]
     fig, axes = plt.subplots(1, max(1, len(targets)), figsize=(4.8 * max(1, len(targets)), 3.8), squeeze=False)
@@ -248,7 +240,7 @@ def _plots(run, cfg, rows, fits) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    save_figure(fig, run.file("max_error_vs_width.png"))
+    run.save_figure(fig, "max_error_vs_width.png")
 
     acts = list(cfg.activations)
     fig, axes = plt.subplots(len(targets), len(acts), figsize=(4.2 * len(acts), 3.2 * max(1, len(targets))), squeeze=False)
@@ -268,7 +260,7 @@ def _plots(run, cfg, rows, fits) -> None:
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, run.file("fits.png"))
+    run.save_figure(fig, "fits.png")
 
 
 if __name__ == "__main__":
