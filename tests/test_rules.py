@@ -1,0 +1,47 @@
+"""funcnn._rules.hand_rule: every hand rule runs in a named scope of its own (for profiles)."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import funcnn
+from funcnn import reference
+
+
+def _scopes(f, *args):
+    text = jax.jit(f).lower(*args).as_text(debug_info=True)
+    return set(re.findall(r"funcnn\.([a-z0-9_]+)/(fwd|bwd)", text))
+
+
+def test_each_hand_rule_names_its_forward_and_backward():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)))
+    w = jnp.asarray(rng.standard_normal((3, 3, 3, 4)))
+    labels = jnp.array([0, 3])
+
+    def loss(x, w):
+        h = funcnn.tanh(funcnn.conv2d(x, w, padding="SAME"))
+        h = funcnn.max_pool2d(h, 2)
+        logits = h.reshape(2, -1)[:, :5]
+        return funcnn.softmax_cross_entropy(logits, labels) + jnp.sum(funcnn.avg_pool2d(h, 2))
+
+    # The backward needs the forward values, so both scopes survive in the gradient program.
+    found = _scopes(jax.grad(loss, argnums=(0, 1)), x, w)
+    for op in ("conv1d_conv2d", "tanh", "max_pool1d_2d", "softmax_cross_entropy", "avg_pool1d_2d"):
+        assert (op, "bwd") in found, (op, sorted(found))
+    for op in ("conv1d_conv2d", "tanh", "max_pool1d_2d"):
+        assert (op, "fwd") in found, (op, sorted(found))
+
+
+@pytest.mark.parametrize("name", ["conv2d", "tanh"])
+def test_twins_have_no_hand_scope(name):
+    """The autodiff twins carry no custom rule, hence no funcnn.<op>/bwd scope."""
+    x = jnp.ones((2, 6, 6, 3))
+    args = (x, jnp.ones((3, 3, 3, 2))) if name == "conv2d" else (x,)
+    twin = getattr(reference, name)
+    assert _scopes(jax.grad(lambda *a: jnp.sum(twin(*a))), *args) == set()
