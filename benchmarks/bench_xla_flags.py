@@ -32,13 +32,14 @@ def _child(rounds: int) -> None:
     import jax
     import jax.numpy as jnp
 
+    import funcnn.conv as conv
+    import funcnn.linear as dense
+    import funcnn.losses as losses
+    import funcnn.pooling as pooling
+    import funcnn.reference.conv as rconv
+    import funcnn.reference.pooling as rpool
     from benchmarks._timing import time_interleaved
-    from importlib import import_module
-
-    # import_module: `funcnn.dense` the module, not the re-exported `funcnn.dense` function
-    conv, dense, losses, pooling = (import_module(f"funcnn.{m}") for m in ("conv", "dense", "losses", "pooling"))
-    rconv, rpool = (import_module(f"funcnn.reference.{m}") for m in ("conv", "pooling"))
-    relu = import_module("funcnn.activations").relu
+    from funcnn.activations import relu
 
     rng = np.random.default_rng(0)
 

@@ -40,7 +40,7 @@ from funcnn.activations import (  # noqa: E402
 )
 from funcnn.combinators import leaf_layers, serial  # noqa: E402
 from funcnn.conv import conv1d, conv2d, conv_macs, conv_output_size  # noqa: E402
-from funcnn.dense import dense  # noqa: E402
+from funcnn.linear import dense  # noqa: E402
 from funcnn.diagnostics import (  # noqa: E402
     ActivationStats,
     ErrorTerms,

@@ -45,7 +45,7 @@ from jax import lax
 from funcnn._rules import hand_rule
 from funcnn._checks import check_precision
 from funcnn._geometry import Padding, conv_macs, conv_output_size
-from funcnn._conv_forward import (
+from funcnn._conv_forward import (  # noqa: F401 - the table and choice are public here too
     AUTO_THRESHOLDS,
     CONV_ALGORITHMS,
     FORWARD,

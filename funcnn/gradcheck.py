@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: Op modules with hand-written rules; each has a twin ``funcnn.reference.<module>``.
-OP_MODULES = ("activations", "dense", "conv", "pooling", "losses", "normalization")
+OP_MODULES = ("activations", "linear", "conv", "pooling", "losses", "normalization")
 
 #: Relative tolerance (vs the largest reference entry) for hand rule vs autodiff, by dtype.
 AUTODIFF_RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
@@ -490,9 +490,9 @@ def _dense_args(x_shape: tuple[int, ...], d_out: int, bias: bool = True):
 
 def _dense_cases() -> list[Case]:
     return [
-        Case("dense", "dense", _dense_args((5, 4), 3), quick=True),
-        Case("dense", "dense", _dense_args((5, 4), 3, bias=False)),
-        Case("dense", "dense", _dense_args((2, 3, 4), 6)),
+        Case("dense", "linear", _dense_args((5, 4), 3), quick=True),
+        Case("dense", "linear", _dense_args((5, 4), 3, bias=False)),
+        Case("dense", "linear", _dense_args((2, 3, 4), 6)),
     ]
 
 

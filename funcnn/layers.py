@@ -39,7 +39,6 @@ window fit) and ``apply`` checks ``x`` against the params (rank, channel count),
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -52,15 +51,13 @@ import numpy as np
 import funcnn.activations as _act
 import funcnn.conv as _conv
 import funcnn.initializers as _inits
+import funcnn.linear as _dense
 import funcnn.normalization as _norm
 import funcnn.pooling as _pool
 import funcnn.reference.activations as _ref_act
 import funcnn.reference.conv as _ref_conv
+import funcnn.reference.linear as _ref_dense
 import funcnn.reference.normalization as _ref_norm
-
-# `funcnn.dense` the attribute is the re-exported function, so fetch the modules by name.
-_dense = importlib.import_module("funcnn.dense")
-_ref_dense = importlib.import_module("funcnn.reference.dense")
 import funcnn.reference.pooling as _ref_pool
 from funcnn._checks import as_tuple, check_precision, shape_of
 from funcnn._conv_forward import CONV_ALGORITHMS as _CONV_ALGORITHMS

@@ -46,7 +46,7 @@ from jax import lax
 
 from funcnn._rules import hand_rule
 from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
-from funcnn._pool_forward import (
+from funcnn._pool_forward import (  # noqa: F401 - the table is public here too
     POOL_ALGORITHMS,
     _divisor,
     _neg_inf,

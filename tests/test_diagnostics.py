@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import funcnn.reference.activations as ref_act
-from funcnn.reference.dense import dense as ref_dense_fn
+from funcnn.reference.linear import dense as ref_dense_fn
 from funcnn import diagnostics as diag
 from funcnn import initializers as inits
 from funcnn.combinators import serial

@@ -45,3 +45,36 @@ def test_twins_have_no_hand_scope(name):
     args = (x, jnp.ones((3, 3, 3, 2))) if name == "conv2d" else (x,)
     twin = getattr(reference, name)
     assert _scopes(jax.grad(lambda *a: jnp.sum(twin(*a))), *args) == set()
+
+
+HAND_MODULES = {f"funcnn.{m}" for m in ("activations", "linear", "conv", "pooling", "losses", "normalization")}
+
+
+def test_twins_import_nothing_from_the_hand_modules():
+    """funcnn.reference.* share validation (funcnn._validation, funcnn._geometry) and forwards
+    (funcnn._conv_forward, funcnn._pool_forward) with the hand modules, never their code."""
+    import ast
+    import pathlib
+
+    import funcnn.reference as ref_pkg
+
+    for path in pathlib.Path(ref_pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            bad = [n for n in names if n in HAND_MODULES or n.rsplit(".", 1)[0] in HAND_MODULES]
+            assert not bad, (path.name, bad)
+
+
+def test_no_module_is_shadowed_by_a_function_of_its_name():
+    import importlib
+    import pkgutil
+
+    for pkg_name in ("funcnn", "funcnn.reference", "funcnn.train", "funcnn.data"):
+        pkg = importlib.import_module(pkg_name)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            module = importlib.import_module(f"{pkg_name}.{info.name}")
+            assert getattr(pkg, info.name) is module, f"{pkg_name}.{info.name}"

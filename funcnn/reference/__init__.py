@@ -20,7 +20,7 @@ from funcnn.reference.activations import (
     tanh,
 )
 from funcnn.reference.conv import conv1d, conv2d, conv_macs, conv_output_size
-from funcnn.reference.dense import dense
+from funcnn.reference.linear import dense
 from funcnn.reference.losses import (
     binary_cross_entropy,
     logistic_mse,

@@ -1,7 +1,7 @@
-"""Autodiff twin of :mod:`funcnn.dense`: the same forward, no custom rule.
+"""Autodiff twin of :mod:`funcnn.linear`: the same forward, no custom rule.
 
 ``jax.grad`` differentiates this plain ``jnp`` forward; tests and
-:mod:`funcnn.gradcheck` compare it with the hand-written rule of :func:`funcnn.dense.dense`.
+:mod:`funcnn.gradcheck` compare it with the hand-written rule of :func:`funcnn.linear.dense`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *, precision: 
     Returns:
       ``y`` of shape ``(..., D_out)``.
 
-    Raises the same errors as :func:`funcnn.dense.dense`.
+    Raises the same errors as :func:`funcnn.linear.dense`.
     """
     _validate_dense("dense", x, w, b)
     y = jnp.matmul(jnp.asarray(x), jnp.asarray(w), precision=check_precision("dense", precision))
