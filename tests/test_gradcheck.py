@@ -48,7 +48,7 @@ _cube_right.defvjp(lambda x: (x**3, x), lambda x, g: (g * 3 * x**2,))
 
 
 def test_report_fields_for_a_named_op():
-    x = gradcheck._away(np.asarray(_x()), (0.0,))
+    x = gradcheck.cases._away(np.asarray(_x()), (0.0,))
     r = gradcheck.check("relu", (jnp.asarray(x),))
     assert isinstance(r, gradcheck.GradcheckReport)
     assert r.op == "relu"
@@ -111,7 +111,7 @@ def test_bad_arguments():
 
 
 def test_a_crashing_case_becomes_a_failing_row():
-    case = gradcheck.Case("no_such_op", "dense", lambda rng, dt: (jnp.ones((2, 2), dt),))
+    case = gradcheck.Case("no_such_op", "linear", lambda rng, dt: (jnp.ones((2, 2), dt),))
     r = gradcheck.check_case(case)
     assert not r.passed and "AttributeError" in r.error
     table = gradcheck.format_table([r])
@@ -138,6 +138,35 @@ def test_registry_covers_every_op():
                for c in gradcheck.CASES)
     assert any(c.op == "swish" and len(c.make_args(np.random.default_rng(0), jnp.float64)) == 2
                for c in gradcheck.CASES)
+
+
+def test_every_algorithm_is_checked_at_every_channel_count():
+    """Each conv algorithm (and auto) runs at C_in 1, 3, 6, 16 and 64, each resolved part of
+    the CPU dispatch is reached, and each pooling algorithm has rows; rows name the algorithm."""
+    from funcnn.conv import CONV_ALGORITHMS
+    from funcnn.pooling import POOL_ALGORITHMS
+
+    conv = [c for c in gradcheck.CASES if c.module == "conv"]
+    rng = np.random.default_rng(0)
+    seen = {}
+    for c in conv:
+        args = c.make_args(rng, jnp.float64)
+        seen.setdefault(c.kwargs.get("algorithm", "auto"), set()).add(args[0].shape[-1])
+        assert c.algorithm is not None
+    for name in ("auto", "textbook", "space_to_depth"):
+        assert {1, 3, 6, 16, 64} <= seen[name], (name, seen[name])
+    assert {1, 3, 6} <= seen["taps"]
+    assert set(CONV_ALGORITHMS) | {"auto"} == set(seen)
+    # auto on CPU reaches every part's every algorithm (other backends run textbook)
+    if jax.default_backend() != "cpu":
+        return
+    notes = {c.algorithm(c.make_args(rng, jnp.float64), c.kwargs) for c in conv if "algorithm" not in c.kwargs
+             or c.kwargs["algorithm"] == "auto"}
+    for part in ("fwd=s2d", "fwd=taps", "fwd=textbook", "dx=taps", "dx=s2d", "dx=textbook", "dw=s2d", "dw=textbook"):
+        assert any(part in n for n in notes), (part, notes)
+    pool_notes = {c.algorithm(c.make_args(rng, jnp.float64), c.kwargs) for c in gradcheck.CASES if c.module == "pooling"}
+    assert {"auto(blocks)", "auto(textbook)", "textbook"} <= pool_notes
+    assert set(POOL_ALGORITHMS) == {"textbook", "blocks"}
 
 
 def test_pool_points_have_no_ties():

@@ -1,4 +1,4 @@
-"""Proof of the rules: each hand-written backward rule against ``jax.grad`` and finite differences.
+"""The gradcheck engine: one hand-written backward rule against ``jax.grad`` and finite differences.
 
 For an op ``f`` with a hand-written rule (``jax.custom_vjp``) and its autodiff twin ``f_ref``
 (:mod:`funcnn.reference`), :func:`check` evaluates, at one point ``args``:
@@ -22,18 +22,15 @@ Finite differences are only meaningful in float64 (``jax.config.update("jax_enab
 True)``, which ``python -m funcnn.gradcheck`` does); points must avoid kinks and ties, which
 the registered :data:`CASES` do by construction.
 
-``python -m funcnn.gradcheck [--op NAME] [--quick]`` runs every registered case, prints one
-table row per case and a summary line, and exits 1 if any case fails.
+The registered cases live in :mod:`funcnn.gradcheck.cases`, the table and command line in
+:mod:`funcnn.gradcheck.report`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import inspect
-import sys
-import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,18 +40,8 @@ import jax.numpy as jnp
 import jax.test_util
 import numpy as np
 
-__all__ = [
-    "CASES",
-    "OP_MODULES",
-    "Case",
-    "GradcheckReport",
-    "InputError",
-    "check",
-    "check_case",
-    "format_table",
-    "main",
-    "run",
-]
+
+__all__ = ["OP_MODULES", "Case", "GradcheckReport", "InputError", "check", "check_case", "run"]
 
 #: Op modules with hand-written rules; each has a twin ``funcnn.reference.<module>``.
 OP_MODULES = ("activations", "linear", "conv", "pooling", "losses", "normalization")
@@ -105,6 +92,8 @@ class GradcheckReport:
       fd_message: the first lines of what ``check_grads`` raised (``""`` when it passed).
       passed: ``autodiff_passed and fd_passed`` and no error.
       error: the exception raised while checking (``""`` when none), e.g. a missing op.
+      algorithm: for ops with more than one algorithm (convolution, pooling), the one each
+        sum ran (e.g. ``"auto(fwd=s2d dx=taps dw=s2d)"``); ``""`` otherwise.
     """
 
     op: str
@@ -116,6 +105,7 @@ class GradcheckReport:
     fd_message: str
     passed: bool
     error: str = ""
+    algorithm: str = ""
 
     @property
     def max_abs_err(self) -> float:
@@ -388,7 +378,7 @@ def check(
 
 
 # ---------------------------------------------------------------------------------------
-# The registry of cases
+# A registered case and how it is run (the registry itself: funcnn.gradcheck.cases)
 # ---------------------------------------------------------------------------------------
 
 
@@ -403,6 +393,8 @@ class Case:
       kwargs: static keyword settings.
       argnums: differentiable positions (default: every floating array).
       config: description for the table (default built from shapes/kwargs).
+      algorithm: ``(args, kwargs) -> str``, the algorithm the op runs at this point (for the
+        report's ``algorithm``), or ``None``.
       quick: part of the ``--quick`` subset.
     """
 
@@ -413,281 +405,8 @@ class Case:
     argnums: tuple[int, ...] | None = None
     config: str | None = None
     quick: bool = False
+    algorithm: Callable[[tuple[Any, ...], Mapping[str, Any]], str] | None = None
 
-
-def _f(dtype: Any, a: np.ndarray) -> jax.Array:
-    return jnp.asarray(a, dtype)
-
-
-def _away(x: np.ndarray, kinks: Sequence[float], margin: float = 0.1) -> np.ndarray:
-    """Move every entry within ``margin`` of a kink to distance ``margin`` from it."""
-    x = np.array(x, np.float64)
-    for k in kinks:
-        near = np.abs(x - k) < margin
-        x[near] = k + np.where(x[near] >= k, margin, -margin)
-    return x
-
-
-def _distinct(rng: np.random.Generator, shape: tuple[int, ...], gap: float = 0.1) -> np.ndarray:
-    """Values with no ties: a random permutation of a grid spaced ``gap`` apart, centred."""
-    n = int(np.prod(shape))
-    return ((rng.permutation(n) - n / 2) * gap).reshape(shape)
-
-
-def _act(shape: tuple[int, ...] = (4, 5), kinks: Sequence[float] = (), scale: float = 3.0):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        return (_f(dtype, _away(rng.uniform(-scale, scale, shape), kinks)),)
-
-    return make
-
-
-def _act_param(shape: tuple[int, ...], pshape: tuple[int, ...], kinks: Sequence[float], lo, hi):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        x = _away(rng.uniform(-3, 3, shape), kinks)
-        return _f(dtype, x), _f(dtype, rng.uniform(lo, hi, pshape))
-
-    return make
-
-
-def _activation_cases() -> list[Case]:
-    c = [
-        Case("logistic", "activations", _act(), quick=True),
-        Case("tanh", "activations", _act()),
-        Case("hard_logistic", "activations", _act(kinks=(-2.0, 2.0), scale=4.0)),
-        Case("hard_tanh", "activations", _act(kinks=(-1.0, 1.0))),
-        Case("relu", "activations", _act(kinks=(0.0,)), quick=True),
-        Case("relu", "activations", _act((2, 3, 4), kinks=(0.0,))),
-        Case("leaky_relu", "activations", _act(kinks=(0.0,))),
-        Case("leaky_relu", "activations", _act(kinks=(0.0,)), {"negative_slope": 0.2}),
-        Case("prelu", "activations", _act_param((4, 5), (), (0.0,), 0.1, 0.5)),
-        Case("prelu", "activations", _act_param((2, 3, 5), (5,), (0.0,), 0.1, 0.5)),
-        Case("elu", "activations", _act(kinks=(0.0,))),
-        Case("elu", "activations", _act(kinks=(0.0,)), {"alpha": 0.5}),
-        Case("swish", "activations", _act()),
-        Case("swish", "activations", _act_param((4, 5), (), (), 0.5, 2.0)),
-        Case("swish", "activations", _act_param((2, 3, 5), (5,), (), 0.5, 2.0)),
-        Case("softplus", "activations", _act()),
-        Case("gelu", "activations", _act()),
-        Case("gelu", "activations", _act(), {"approximate": True}),
-        Case("softmax", "activations", _act(), quick=True),
-        Case("softmax", "activations", _act((3, 4, 5)), {"axis": 1}),
-        Case("log_softmax", "activations", _act()),
-        Case("log_softmax", "activations", _act((4, 5)), {"axis": 0}),
-    ]
-    return c
-
-
-def _dense_args(x_shape: tuple[int, ...], d_out: int, bias: bool = True):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        d_in = x_shape[-1]
-        x = rng.standard_normal(x_shape)
-        w = rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
-        b = rng.standard_normal(d_out) if bias else None
-        return _f(dtype, x), _f(dtype, w), (None if b is None else _f(dtype, b))
-
-    return make
-
-
-def _dense_cases() -> list[Case]:
-    return [
-        Case("dense", "linear", _dense_args((5, 4), 3), quick=True),
-        Case("dense", "linear", _dense_args((5, 4), 3, bias=False)),
-        Case("dense", "linear", _dense_args((2, 3, 4), 6)),
-    ]
-
-
-def _conv_args(x_shape: tuple[int, ...], k_shape: tuple[int, ...], c_out: int, bias: bool = True):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        c_in = x_shape[-1]
-        x = rng.standard_normal(x_shape)
-        w = rng.standard_normal((*k_shape, c_in, c_out)) / np.sqrt(np.prod(k_shape) * c_in)
-        b = rng.standard_normal(c_out) if bias else None
-        return _f(dtype, x), _f(dtype, w), (None if b is None else _f(dtype, b))
-
-    return make
-
-
-# (stride, padding, dilation): covers every stride 1-3, every padding form, dilation 1-2.
-_CONV_GRID_1D = [
-    (1, "VALID", 1),
-    (1, "SAME", 2),
-    (2, "VALID", 2),
-    (2, "SAME", 1),
-    (3, 1, 1),
-    (3, "SAME", 2),
-    (1, ((2, 1),), 1),
-    (2, ((0, 3),), 2),
-    (3, "VALID", 1),
-]
-_CONV_GRID_2D = [
-    (1, "VALID", 1),
-    (1, "SAME", 2),
-    (2, "SAME", 1),
-    (2, 1, 2),
-    (3, "VALID", 1),
-    (3, "SAME", 1),
-    (1, ((1, 2), (0, 1)), 1),
-    ((1, 2), ((2, 0), (1, 1)), (2, 1)),
-    ((3, 1), 2, (1, 2)),
-]
-
-
-def _conv_cases() -> list[Case]:
-    cases = []
-    for i, (s, p, d) in enumerate(_CONV_GRID_1D):
-        cases.append(
-            Case(
-                "conv1d",
-                "conv",
-                _conv_args((2, 11, 3), (3,), 4),
-                {"stride": s, "padding": p, "dilation": d},
-                quick=(i == 0),
-            )
-        )
-    cases += [
-        Case("conv1d", "conv", _conv_args((2, 9, 2), (3,), 3, bias=False),
-             {"stride": 2, "padding": "SAME"}),
-        # kernel = input size: one output position
-        Case("conv1d", "conv", _conv_args((3, 5, 2), (5,), 3), {"padding": "VALID"}),
-    ]
-    for i, (s, p, d) in enumerate(_CONV_GRID_2D):
-        cases.append(
-            Case(
-                "conv2d",
-                "conv",
-                _conv_args((2, 8, 7, 2), (3, 3), 3),
-                {"stride": s, "padding": p, "dilation": d},
-                quick=(i == 0),
-            )
-        )
-    cases += [
-        Case("conv2d", "conv", _conv_args((2, 7, 6, 3), (2, 3), 2, bias=False),
-             {"stride": 2, "padding": "SAME"}),
-        Case("conv2d", "conv", _conv_args((2, 5, 4, 2), (5, 4), 3), {"padding": "VALID"}),
-        Case("conv2d", "conv", _conv_args((1, 5, 5, 1), (1, 1), 2), {"stride": 2}),
-    ]
-    return cases
-
-
-def _pool_args(x_shape: tuple[int, ...]):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        return (_f(dtype, _distinct(rng, x_shape)),)
-
-    return make
-
-
-def _pool_cases() -> list[Case]:
-    cases = []
-    grid_1d = [
-        {"window": 2},
-        {"window": 3, "stride": 1},  # overlapping windows
-        {"window": 3, "stride": 2, "padding": "SAME"},
-        {"window": 2, "stride": 3, "padding": 1},
-        {"window": 4, "stride": 2, "padding": ((1, 2),)},
-    ]
-    grid_2d = [
-        {"window": 2},
-        {"window": 3, "stride": 1},  # overlapping windows
-        {"window": (2, 3), "stride": (1, 2), "padding": "SAME"},
-        {"window": 3, "stride": 2, "padding": 1},
-        {"window": (3, 2), "stride": 3, "padding": ((1, 1), (0, 1))},
-    ]
-    for kind in ("max", "avg"):
-        for i, kw in enumerate(grid_1d):
-            x1 = _pool_args((2, 10, 3))
-            cases.append(Case(f"{kind}_pool1d", "pooling", x1, kw, quick=i == 1))
-        for i, kw in enumerate(grid_2d):
-            x2 = _pool_args((2, 7, 8, 2))
-            cases.append(Case(f"{kind}_pool2d", "pooling", x2, kw, quick=i == 1))
-    cases += [
-        Case("avg_pool1d", "pooling", _pool_args((2, 10, 3)),
-             {"window": 3, "stride": 2, "padding": "SAME", "count_include_pad": False}),
-        Case("avg_pool2d", "pooling", _pool_args((2, 7, 8, 2)),
-             {"window": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
-        Case("avg_pool2d", "pooling", _pool_args((2, 6, 5, 2)),
-             {"window": (3, 2), "stride": 1, "padding": ((2, 0), (1, 1)),
-              "count_include_pad": False}),
-    ]
-    return cases
-
-
-def _regression(target: str):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        pred = rng.standard_normal((4, 3)) * 2
-        if target == "real":
-            y = rng.standard_normal((4, 3))
-        else:  # probabilities in (0, 1)
-            y = rng.uniform(0.05, 0.95, (4, 3))
-        return _f(dtype, pred), _f(dtype, y)
-
-    return make
-
-
-def _classification(labels: str, n: int = 4, k: int = 5):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        logits = rng.standard_normal((n, k)) * 2
-        if labels == "int":
-            y = jnp.asarray(rng.integers(0, k, n), jnp.int32)
-        else:
-            y = _f(dtype, rng.dirichlet(np.ones(k), n))
-        return _f(dtype, logits), y
-
-    return make
-
-
-def _loss_cases() -> list[Case]:
-    # Targets are constants by design (the hand rules return a zero cotangent for them and
-    # the twins stop their gradient), so only the prediction/logits are differentiated.
-    p = (0,)
-    return [
-        Case("mse", "losses", _regression("real"), argnums=p, quick=True),
-        Case("logistic_mse", "losses", _regression("prob"), argnums=p),
-        Case("binary_cross_entropy", "losses", _regression("prob"), argnums=p),
-        Case("softmax_cross_entropy", "losses", _classification("int"), argnums=p, quick=True),
-        Case("softmax_cross_entropy", "losses", _classification("rows"), argnums=p),
-        Case("softmax_mse", "losses", _classification("int"), argnums=p),
-        Case("softmax_mse", "losses", _classification("rows"), argnums=p),
-    ]
-
-
-def _bn_args(shape: tuple[int, ...]):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        c = shape[-1]
-        x = rng.standard_normal(shape) * 2 + 1
-        gamma = rng.uniform(0.5, 1.5, c)
-        beta = rng.standard_normal(c)
-        return _f(dtype, x), _f(dtype, gamma), _f(dtype, beta)
-
-    return make
-
-
-def _bn_inference_args(shape: tuple[int, ...]):
-    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
-        c = shape[-1]
-        x = rng.standard_normal(shape)
-        mean = rng.standard_normal(c) * 0.1
-        var = rng.uniform(0.5, 2.0, c)
-        gamma = rng.uniform(0.5, 1.5, c)
-        beta = rng.standard_normal(c)
-        return tuple(_f(dtype, a) for a in (x, mean, var, gamma, beta))
-
-    return make
-
-
-def _norm_cases() -> list[Case]:
-    return [
-        Case("batch_norm", "normalization", _bn_args((6, 4)), quick=True),
-        Case("batch_norm", "normalization", _bn_args((3, 4, 4, 2))),
-        Case("batch_norm", "normalization", _bn_args((5, 3)), {"eps": 1e-3}),
-        Case("batch_norm_inference", "normalization", _bn_inference_args((5, 3))),
-    ]
-
-
-#: Every registered case: all ops, over a representative grid of shapes and settings.
-CASES: tuple[Case, ...] = tuple(
-    _activation_cases() + _dense_cases() + _conv_cases() + _pool_cases() + _loss_cases()
-    + _norm_cases()
-)
 
 
 def check_case(case: Case, *, seed: int = 0, dtype: Any = None) -> GradcheckReport:
@@ -704,10 +423,11 @@ def check_case(case: Case, *, seed: int = 0, dtype: Any = None) -> GradcheckRepo
         hand_mod = importlib.import_module(f"funcnn.{case.module}")
         ref_mod = importlib.import_module(f"funcnn.reference.{case.module}")
         pair = (getattr(hand_mod, case.op), getattr(ref_mod, case.op))
+        algorithm = "" if case.algorithm is None else case.algorithm(args, case.kwargs)
         report = check(
             pair, args, kwargs=case.kwargs, argnums=case.argnums, config=config, seed=seed
         )
-        return dataclasses.replace(report, op=case.op)
+        return dataclasses.replace(report, op=case.op, algorithm=algorithm)
     except Exception as exc:  # a missing op, a crash: report it as a failure, keep going
         if config is None:
             config = " ".join(f"{k}={v!r}" for k, v in case.kwargs.items())
@@ -735,7 +455,7 @@ def run(
     dtype: Any = None,
     callback: Callable[[GradcheckReport], None] | None = None,
 ) -> list[GradcheckReport]:
-    """Check many cases (default :data:`CASES`).
+    """Check many cases (default :data:`funcnn.gradcheck.cases.CASES`).
 
     Args:
       cases: the cases to run (default: every registered case).
@@ -749,7 +469,9 @@ def run(
     Returns:
       One :class:`GradcheckReport` per case, in order.
     """
-    cases = list(CASES if cases is None else cases)
+    if cases is None:
+        from funcnn.gradcheck.cases import CASES as cases  # the registry imports Case from here
+    cases = list(cases)
     if op is not None:
         names = {op} if isinstance(op, str) else set(op)
         cases = [c for c in cases if c.op in names or c.module in names]
@@ -764,91 +486,3 @@ def run(
     return reports
 
 
-# ---------------------------------------------------------------------------------------
-# Table and command line
-# ---------------------------------------------------------------------------------------
-
-_COLUMNS = ("op", "config", "vs autodiff (rel / abs)", "vs finite diff (rel)", "result")
-
-
-def _fmt(v: float) -> str:
-    return "-" if np.isnan(v) else f"{v:.1e}"
-
-
-def _row(r: GradcheckReport) -> tuple[str, ...]:
-    if r.error:
-        return (r.op, r.config, "error", "-", "FAIL  " + r.error)
-    ad = f"{_fmt(r.max_rel_err)} / {_fmt(r.max_abs_err)}"
-    fd = _fmt(r.max_fd_rel_err) + ("" if r.fd_passed else " check_grads: FAIL")
-    verdict = "PASS" if r.passed else "FAIL"
-    if not r.passed and r.fd_message:
-        verdict += "  " + r.fd_message[:200]
-    return (r.op, r.config, ad, fd, verdict)
-
-
-_WIDTHS = (21, 80, 23, 20)
-
-
-def _line(cells: Sequence[str]) -> str:
-    head = [c if len(c) <= w else c[: w - 1] + "~" for c, w in zip(cells[:-1], _WIDTHS)]
-    return "  ".join(c.ljust(w) for c, w in zip(head, _WIDTHS)) + "  " + cells[-1]
-
-
-def format_table(reports: Sequence[GradcheckReport]) -> str:
-    """A plain-text table, one row per report, and a summary line."""
-    lines = [_line(_COLUMNS), _line(["-" * w for w in _WIDTHS] + ["------"])]
-    lines += [_line(_row(r)) for r in reports]
-    lines.append(_summary(reports))
-    return "\n".join(lines)
-
-
-def _summary(reports: Sequence[GradcheckReport], seconds: float | None = None) -> str:
-    failed = [r for r in reports if not r.passed]
-    took = "" if seconds is None else f" in {seconds:.1f}s"
-    status = "all passed" if not failed else f"{len(failed)} FAILED"
-    return f"gradcheck: {len(reports)} cases, {len(reports) - len(failed)} passed, {status}{took}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m funcnn.gradcheck``: check every registered case in float64.
-
-    Prints one row per case (op, config, max relative / absolute error vs autodiff,
-    max directional error vs finite differences, PASS/FAIL) and a summary line; returns
-    (exits with) 1 if any case fails, else 0.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m funcnn.gradcheck",
-        description="Check every hand-written backward rule against jax.grad of its autodiff "
-        "twin and against central finite differences, in float64.",
-    )
-    parser.add_argument(
-        "--op", action="append", help="only this op (or op module, e.g. 'conv'); repeatable"
-    )
-    parser.add_argument("--quick", action="store_true", help="about one case per op family")
-    parser.add_argument("--seed", type=int, default=0, help="seed for points and directions")
-    ns = parser.parse_args(argv)
-
-    jax.config.update("jax_enable_x64", True)
-    # Each case compiles a few tiny programs; XLA's optimizations cost more than they save.
-    # (Restored afterwards, so calling main() in-process leaves the config as it was.)
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        start = time.perf_counter()
-        print(_line(_COLUMNS))
-        print(_line(["-" * w for w in _WIDTHS] + ["------"]), flush=True)
-        reports = run(
-            op=ns.op, quick=ns.quick, seed=ns.seed, dtype=jnp.float64,
-            callback=lambda r: print(_line(_row(r)), flush=True),
-        )
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
-    if not reports:
-        print(f"gradcheck: no case matches --op {ns.op}", file=sys.stderr)
-        return 1
-    print(_summary(reports, time.perf_counter() - start))
-    return 0 if all(r.passed for r in reports) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
