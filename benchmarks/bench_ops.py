@@ -11,6 +11,13 @@ cotangent ``g``, for the hand rule (``funcnn.<module>.<op>``) and the autodiff t
 ratios hand/twin (< 1: the hand rule is faster), and GFLOP/s for conv (direct-convolution
 FLOPs, 2 * MACs * 3 for fwd+bwd) and dense (2 * N * D_in * D_out * 3).
 
+For convolution and pooling each row names the forward each rule ran (the hand op's
+algorithm per sum, e.g. ``auto(fwd=space_to_depth dx=taps dw=space_to_depth)``, and the
+twin's ``plain`` ``lax.conv`` / ``reduce_window``). ``--twin-forward hand`` makes the twin
+differentiate the hand op's own forward (``algorithm="auto"``), so hand/twin compares the
+backward rules alone; ``--algorithm NAME`` forces one algorithm on the hand op (and on the
+twin's forward with ``--twin-forward hand``).
+
 Ops whose module has not landed yet are reported as skipped rows, not errors.
 """
 
@@ -69,7 +76,7 @@ def _conv_case(label, x_shape, w_shape, **kw) -> OpCase:
 
 
 def _dense_case(label, n, d_in, d_out) -> OpCase:
-    return OpCase("dense", "dense", label, ((n, d_in), (d_in, d_out), (d_out,)), flops=6 * n * d_in * d_out)
+    return OpCase("linear", "dense", label, ((n, d_in), (d_in, d_out), (d_out,)), flops=6 * n * d_in * d_out)
 
 
 def _targets(shape):
@@ -129,6 +136,45 @@ def _resolve(case: OpCase):
     return hand, twin
 
 
+_ALGORITHM_MODULES = ("conv", "pooling")
+
+
+def forward_names(case: OpCase, args, hand_kw: dict[str, Any], twin_kw: dict[str, Any]) -> str:
+    """``"hand: <algorithm per sum>; twin: <forward>"`` for conv and pooling rows, else ``""``."""
+    if case.module == "conv":
+        from funcnn._geometry import conv_geometry
+        from funcnn.conv import conv_algorithm
+
+        x, w = args[0], args[1]
+        nd = w.ndim - 2
+        strides, _, dilations, _ = conv_geometry(
+            "bench", x.shape, w.shape, case.kwargs.get("stride", 1), case.kwargs.get("padding", "VALID"),
+            case.kwargs.get("dilation", 1), nd,
+        )
+        lift = 2 - nd
+
+        def name(alg, twin=False):
+            if alg == "plain":
+                return "plain lax.conv forward"
+            plan = conv_algorithm((1,) * lift + w.shape, (1,) * lift + strides, (1,) * lift + dilations, alg)
+            return f"{plan.forward} forward ({alg})" if twin else str(plan)
+    elif case.module == "pooling":
+        from funcnn._geometry import pool_geometry
+        from funcnn.pooling import pool_algorithm
+
+        nd = args[0].ndim - 2
+        geo = pool_geometry("bench", args[0], case.kwargs["window"], case.kwargs.get("stride"),
+                            case.kwargs.get("padding", "VALID"), nd)
+
+        def name(alg, twin=False):
+            if alg == "plain":
+                return "plain forward (stacked max / reduce_window)"
+            return "taps forward" if twin else f"taps forward, {pool_algorithm(geo, alg)} backward"
+    else:
+        return ""
+    return f"hand: {name(hand_kw.get('algorithm', 'auto'))}; twin: {name(twin_kw.get('algorithm', 'plain'), True)}"
+
+
 def _fwd_bwd(op, fixed, kwargs):
     def f(args, g):
         y, vjp = jax.vjp(lambda *a: op(*a, *fixed, **kwargs), *args)
@@ -139,9 +185,16 @@ def _fwd_bwd(op, fixed, kwargs):
 
 def run(
     cases: list[OpCase] | None = None, *, rounds: int = 9, only: set[str] | None = None, seed: int = 0,
-    verbose: bool = True,
+    verbose: bool = True, twin_forward: str = "plain", algorithm: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Time every case; returns one dict per row (times in seconds)."""
+    """Time every case; returns one dict per row (times in seconds).
+
+    ``twin_forward="hand"`` runs the twin on the hand op's forward (conv, pooling);
+    ``algorithm`` is the hand op's algorithm for conv and pooling rows (a row it does not
+    apply to is skipped).
+    """
+    if twin_forward not in ("plain", "hand"):
+        raise ValueError(f"bench_ops.run: twin_forward must be 'plain' or 'hand', got {twin_forward!r}")
     rows = []
     for case in cases if cases is not None else CASES:
         if only and case.op not in only and case.module not in only:
@@ -155,7 +208,16 @@ def run(
         fixed = case.fixed(rng) if case.fixed else ()
         y = jax.jit(lambda *a: pair[1](*a, *fixed, **case.kwargs))(*args)
         g = jnp.asarray(rng.normal(size=y.shape), y.dtype)
-        fh, ft = _fwd_bwd(pair[0], fixed, case.kwargs), _fwd_bwd(pair[1], fixed, case.kwargs)
+        hand_kw, twin_kw = dict(case.kwargs), dict(case.kwargs)
+        if case.module in _ALGORITHM_MODULES:
+            hand_kw["algorithm"] = algorithm
+            twin_kw["algorithm"] = algorithm if twin_forward == "hand" else "plain"
+        try:
+            forward = forward_names(case, args, hand_kw, twin_kw)
+        except ValueError as e:  # a forced algorithm that does not apply to this geometry
+            rows.append({"op": case.op, "case": case.label, "skipped": str(e)})
+            continue
+        fh, ft = _fwd_bwd(pair[0], fixed, hand_kw), _fwd_bwd(pair[1], fixed, twin_kw)
         stats, raw = time_interleaved({"hand": lambda: fh(args, g), "twin": lambda: ft(args, g)}, rounds=rounds)
         r = ratio_stats(raw, "hand", "twin")
         row = {
@@ -163,6 +225,7 @@ def run(
             "hand_s": stats["hand"].median, "hand_iqr_s": stats["hand"].iqr,
             "twin_s": stats["twin"].median, "twin_iqr_s": stats["twin"].iqr,
             "ratio": r.median, "ratio_q25": r.q25, "ratio_q75": r.q75, "rounds": rounds,
+            "forward": forward,
         }
         if case.flops:
             row["hand_gflops"] = case.flops / stats["hand"].median / 1e9
@@ -179,7 +242,7 @@ def _ms(s: float) -> str:
 
 def _row_md(row: dict[str, Any]) -> str:
     if "skipped" in row:
-        return f"| {row['op']} | {row['case']} | — | — | — | {row['skipped']} | |"
+        return f"| {row['op']} | {row['case']} | — | — | — | {row['skipped']} | | |"
     gf = ""
     if "hand_gflops" in row:
         gf = f"{row['hand_gflops']:.0f} / {row['twin_gflops']:.0f}"
@@ -187,7 +250,8 @@ def _row_md(row: dict[str, Any]) -> str:
     return (
         f"| {row['op']} | {row['case']} | {_ms(row['hand_s'])} ± {_ms(row['hand_iqr_s'])} "
         f"| {_ms(row['twin_s'])} ± {_ms(row['twin_iqr_s'])} "
-        f"| {row['ratio']:.2f} [{row['ratio_q25']:.2f}, {row['ratio_q75']:.2f}]{flag} | {gf} |"
+        f"| {row['ratio']:.2f} [{row['ratio_q25']:.2f}, {row['ratio_q75']:.2f}]{flag} | {gf} "
+        f"| {row.get('forward', '')} |"
     )
 
 
@@ -227,8 +291,9 @@ def matmul_gflops(n: int = 2048, rounds: int = 5) -> float:
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """The table: times in ms as median ± IQR, ratio = median of per-round hand/twin [IQR]."""
     head = (
-        "| op | case | hand ms (median ± IQR) | twin ms (median ± IQR) | hand/twin [q25, q75] | GFLOP/s hand / twin |\n"
-        "|---|---|---|---|---|---|"
+        "| op | case | hand ms (median ± IQR) | twin ms (median ± IQR) | hand/twin [q25, q75] | GFLOP/s hand / twin "
+        "| forward |\n"
+        "|---|---|---|---|---|---|---|"
     )
     return "\n".join([head, *(_row_md(r) for r in rows)])
 
@@ -238,11 +303,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--only", default="", help="comma-separated op or module names")
     p.add_argument("--out", default="", help="also write the markdown here")
+    p.add_argument("--twin-forward", choices=("plain", "hand"), default="plain",
+                   help="the twin's forward for conv/pooling: its own (plain) or the hand op's")
+    p.add_argument("--algorithm", default="auto", help="the hand op's conv/pooling algorithm (default auto)")
     a = p.parse_args(argv)
     only = {s for s in a.only.split(",") if s} or None
     info = f"{machine_info()}; fp32 matmul 2048^3 now: {matmul_gflops():.0f} GFLOP/s"
     print(info, file=sys.stderr)
-    md = f"{info}\n\n{to_markdown(run(rounds=a.rounds, only=only))}\n"
+    rows = run(rounds=a.rounds, only=only, twin_forward=a.twin_forward, algorithm=a.algorithm)
+    md = f"{info}\n\n{to_markdown(rows)}\n"
     print(md)
     if a.out:
         with open(a.out, "w") as f:
