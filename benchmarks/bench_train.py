@@ -4,7 +4,9 @@ Usage (one process; prints markdown)::
 
     python -m benchmarks.bench_train [--rounds 15] [--compile-reps 5] [--no-torch]
 
-Train steps (issue 5, item 2): LeNet-5 on 28x28x1 and a 4-layer MLP 784-256-256-256-10, each as
+Train steps: LeNet-5 on 28x28x1 in both usual forms (tanh + average pooling, the paper's and
+funcnn's default; ReLU + max pooling, what most users train) and a 4-layer MLP
+784-256-256-256-10, each as
 
 - funcnn with hand-written rules (``rule="hand"``),
 - funcnn with the autodiff twins (``rule="autodiff"``),
@@ -65,6 +67,12 @@ def _torch_lenet():
     return lenet5_torch()
 
 
+def _torch_lenet_relu_max():
+    from benchmarks.torch_models import lenet5_torch
+
+    return lenet5_torch(activation="relu", pool="max")
+
+
 def _torch_mlp():
     from benchmarks.torch_models import mlp_torch
 
@@ -72,7 +80,11 @@ def _torch_mlp():
 
 
 MODELS: list[ModelCase] = [
-    ModelCase("LeNet-5 (28x28x1)", lambda rule: lenet5(rule=rule), (BATCH, 28, 28, 1), _torch_lenet, True),
+    ModelCase("LeNet-5 tanh+avg (28x28x1)", lambda rule: lenet5(rule=rule), (BATCH, 28, 28, 1), _torch_lenet, True),
+    ModelCase(
+        "LeNet-5 ReLU+max (28x28x1)", lambda rule: lenet5(activation="relu", pool="max", rule=rule),
+        (BATCH, 28, 28, 1), _torch_lenet_relu_max, True,
+    ),
     ModelCase(
         "MLP 784-256-256-256-10", lambda rule: mlp((256, 256, 256), 10, rule=rule), (BATCH, 784), _torch_mlp, False
     ),

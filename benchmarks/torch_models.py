@@ -48,16 +48,19 @@ def torch_device(jax_platform: str) -> tuple[str | None, str]:
     return None, f"no torch device matches JAX platform {jax_platform!r}"
 
 
-def lenet5_torch(out: int = 10) -> Any:
-    """LeNet-5 for 28x28x1 inputs, as :func:`funcnn.models.lenet5` (tanh, avg pool)."""
+def lenet5_torch(out: int = 10, activation: str = "tanh", pool: str = "avg") -> Any:
+    """LeNet-5 for 28x28x1 inputs, as :func:`funcnn.models.lenet5` (default tanh + avg pool;
+    ``activation="relu", pool="max"`` is the variant most users train)."""
     from torch import nn
 
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+    pool_cls = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}[pool]
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(1, 6, 5, padding=2), act(), pool_cls(2),
+        nn.Conv2d(6, 16, 5), act(), pool_cls(2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Tanh(),
-        nn.Linear(120, 84), nn.Tanh(),
+        nn.Linear(16 * 5 * 5, 120), act(),
+        nn.Linear(120, 84), act(),
         nn.Linear(84, out),
     )
 
