@@ -476,8 +476,11 @@ def test_experiment_config_with_tyro(tmp_path):
     class Config(ExperimentConfig):
         width: int = 32
 
-    cfg = parse_config(Config, ["--out-dir", str(tmp_path), "--seeds", "4", "5", "--smoke", "--width", "8"])
-    assert (cfg.seeds, cfg.smoke, cfg.width, cfg.progress) == ((4, 5), True, 8, True)
+    # --no-compile-cache: open_run would turn JAX's persistent cache on for the whole test
+    # process, and later tests that count compilations would find their programs in it.
+    cfg = parse_config(Config, ["--out-dir", str(tmp_path), "--seeds", "4", "5", "--smoke", "--width", "8",
+                                "--no-compile-cache"])
+    assert (cfg.seeds, cfg.smoke, cfg.width, cfg.progress, cfg.compile_cache) == ((4, 5), True, 8, True, False)
     run = open_run(cfg, "demo")
     assert run.path == tmp_path / "demo" / "smoke"
     written = json.loads((run.path / "config.json").read_text())

@@ -722,18 +722,11 @@ def run_engines(
     *,
     checkpoint_dirs: Sequence[str | os.PathLike[str]] | None,
     keep_checkpoints: int,
-    resume: bool,
-    run_dir: Any,
-    progress: bool,
-    callback: Callable[[dict[str, Any]], None] | None,
-    desc: str,
+    **settings: Any,
 ) -> tuple[bool, float]:
-    """Run engines one after the other; returns ``(interrupted, seconds)``.
-
-    ``checkpoint_dirs`` (one per engine, or None: no checkpoints) get a
-    :class:`~funcnn.train.checkpoint.Checkpointer` each, keeping ``keep_checkpoints``, closed
-    on the way out. See :func:`_run_engines` for the rest.
-    """
+    """:func:`_run_engines` (``resume``, ``run_dir``, ``progress``, ``callback``, ``desc``) with
+    a :class:`~funcnn.train.checkpoint.Checkpointer` per engine in ``checkpoint_dirs`` (None:
+    no checkpoints), each keeping ``keep_checkpoints``, closed on the way out."""
     ckpts: list[Any] = []
     try:
         if checkpoint_dirs is not None:
@@ -741,8 +734,7 @@ def run_engines(
 
             for d in checkpoint_dirs:
                 ckpts.append(Checkpointer(d, max_to_keep=keep_checkpoints))
-        return _run_engines(engines, checkpointers=ckpts or None, resume=resume, run_dir=run_dir,
-                            progress=progress, callback=callback, desc=desc)
+        return _run_engines(engines, checkpointers=ckpts or None, **settings)
     finally:
         for ck in ckpts:
             ck.close()
