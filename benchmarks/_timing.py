@@ -7,12 +7,13 @@ are taken per round (same moment, same machine load) and then summarized by thei
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jax
 import numpy as np
+
+from funcnn.train.timing import time_interleaved as _library_time_interleaved
 
 __all__ = ["Stats", "block", "time_interleaved", "summarize"]
 
@@ -49,34 +50,10 @@ def time_interleaved(
     min_time: float = 0.02,
     max_inner: int = 200,
 ) -> tuple[dict[str, Stats], dict[str, np.ndarray]]:
-    """Time zero-argument callables interleaved; returns per-name Stats and raw per-call seconds.
-
-    Each callable is first called ``warmup`` times (compiles). An inner repeat count per
-    callable is chosen so one sample lasts about ``min_time`` seconds; each round runs all
-    callables once (order rotates each round to cancel drift).
-    """
-    names = list(fns)
-    inner = {}
-    for name in names:
-        f = fns[name]
-        for _ in range(warmup):
-            block(f())
-        t0 = time.perf_counter()
-        block(f())
-        dt = max(time.perf_counter() - t0, 1e-7)
-        inner[name] = int(min(max_inner, max(1, round(min_time / dt))))
-    raw = {name: [] for name in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            f, k = fns[name], inner[name]
-            t0 = time.perf_counter()
-            for _ in range(k):
-                out = f()
-            block(out)
-            raw[name].append((time.perf_counter() - t0) / k)
-    raw_arr = {n: np.asarray(v) for n, v in raw.items()}
-    return {n: summarize(v) for n, v in raw_arr.items()}, raw_arr
+    """:func:`funcnn.train.time_interleaved` (the library's interleaved timer), summarized:
+    per-name :class:`Stats` and the raw per-call seconds."""
+    raw = _library_time_interleaved(fns, rounds=rounds, warmup=warmup, min_time=min_time, max_inner=max_inner)
+    return {n: summarize(v) for n, v in raw.items()}, raw
 
 
 def ratio_stats(raw: Mapping[str, np.ndarray], num: str, den: str) -> Stats:
