@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -66,8 +67,16 @@ def check_ndim(fn: str, name: str, x: Any, ndims: int | Sequence[int], meaning: 
 
 
 def check_same_dtype(fn: str, names: Sequence[str], arrays: Sequence[Any]) -> None:
-    """Raise TypeError if the floating arrays given have different dtypes."""
-    dts = [(n, dtype_of(a)) for n, a in zip(names, arrays) if a is not None and hasattr(a, "dtype")]
+    """Raise TypeError if the floating arrays given have different dtypes.
+
+    Dtypes are compared as JAX will hold them: with x64 off (the default) a NumPy float64
+    array becomes float32, so it matches float32 params as it does under ``jax.jit``.
+    """
+    dts = [
+        (n, jax.dtypes.canonicalize_dtype(dtype_of(a)))
+        for n, a in zip(names, arrays)
+        if a is not None and hasattr(a, "dtype")
+    ]
     if len({d for _, d in dts}) > 1:
         desc = ", ".join(f"{n}.dtype={d}" for n, d in dts)
         raise TypeError(f"{fn}: arrays must share one dtype, got {desc}")

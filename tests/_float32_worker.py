@@ -77,6 +77,11 @@ def main() -> None:
             return params, y, grads
 
         params, y, grads = jax.jit(init_forward_grad)(key, x)
+        # Eager apply on the NumPy float64 batch itself: JAX holds it as float32, so it
+        # matches the float32 params as it does under jit (no dtype-mismatch error).
+        state0 = model.init(key, x.shape)[2]
+        y_eager = model.apply(params, state0, np.asarray(x, np.float64))[0]
+        assert y_eager.dtype == jnp.float32, y_eager.dtype
         dtypes = {"params": leaf_dtypes(params), "output": str(y.dtype), "grads": leaf_dtypes(grads)}
         assert dtypes == {"params": {"float32"}, "output": "float32", "grads": {"float32"}}, (name, dtypes)
         assert y.shape == (x.shape[0], 3 if name == "mlp" else 10), (name, y.shape)
