@@ -9,10 +9,12 @@ sums of :func:`funcnn.conv2d` -- the forward, ``dx`` and ``dw`` -- is timed alon
 every algorithm of :data:`funcnn.conv.CONV_ALGORITHMS` that computes it (``dx`` and ``dw``
 alone: ``jax.vjp`` with respect to one argument under ``jax.jit``; XLA drops the forward
 output and the other cotangent, so only that sum runs), interleaved in one process. Each row
-reports the times, the fastest algorithm, what ``auto`` picks with this backend's
-thresholds (:data:`funcnn.conv.AUTO_THRESHOLDS`) and auto's time over the fastest
-(1.00: auto picked the fastest). The sum of the three "auto / best" times over the sum of
-the three best is the price of the thresholds for the whole fwd+bwd on this machine.
+reports the times, the fastest algorithm, and two choices of ``auto`` with their time over
+the fastest (1.00: the fastest was picked): the fixed thresholds
+(:data:`funcnn.conv.AUTO_THRESHOLDS`, what ``FUNCNN_CONV_AUTOTUNE=0`` runs) and the
+autotune's measurement (:mod:`funcnn.conv_autotune`, the default on CPU; made once per CPU
+and cached, so a rerun reports the cached choice). The last columns sum the three sums:
+the price of each choice for the whole fwd+bwd on this machine.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._timing import time_interleaved
-from funcnn.conv import CONV_ALGORITHMS, conv2d, conv_algorithm
+from funcnn.conv import CONV_ALGORITHMS, conv2d, conv_algorithm, conv_plan
 
 __all__ = ["SHAPES", "run", "to_markdown", "main"]
 
@@ -77,8 +79,9 @@ def run(rounds: int = 7, verbose: bool = True) -> list[dict[str, Any]]:
         w = jnp.asarray(rng.normal(size=(*k, x_shape[-1], c_out)) / np.sqrt(np.prod(k) * x_shape[-1]), jnp.float32)
         y = conv2d(x, w, padding=padding, algorithm="textbook")
         g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
-        auto = conv_algorithm(w.shape, (1, 1), (1, 1), "auto")
-        row: dict[str, Any] = {"case": label, "auto": str(auto)}
+        thresholds = conv_algorithm(w.shape, (1, 1), (1, 1), "auto", backend="cpu")
+        tuned = conv_plan(x, w, padding=padding)
+        row: dict[str, Any] = {"case": label, "thresholds": str(thresholds), "tuned": str(tuned)}
         for part in _PARTS:
             fns = {}
             for impl, name in _candidates(part).items():
@@ -87,11 +90,12 @@ def run(rounds: int = 7, verbose: bool = True) -> list[dict[str, Any]]:
             stats, _ = time_interleaved(fns, rounds=rounds)
             times = {impl: s.median for impl, s in stats.items()}
             best = min(times, key=times.get)
-            picked = getattr(auto, part)
-            row[part] = {"times": times, "best": best, "auto": picked, "auto_over_best": times[picked] / times[best]}
-        row["total_auto_over_best"] = sum(row[p]["times"][row[p]["auto"]] for p in _PARTS) / sum(
-            row[p]["times"][row[p]["best"]] for p in _PARTS
-        )
+            row[part] = {"times": times, "best": best, "thresholds": getattr(thresholds, part),
+                         "tuned": getattr(tuned, part)}
+        for choice in ("thresholds", "tuned"):
+            row[f"total_{choice}_over_best"] = sum(row[p]["times"][row[p][choice]] for p in _PARTS) / sum(
+                row[p]["times"][row[p]["best"]] for p in _PARTS
+            )
         rows.append(row)
         if verbose:
             print(_row_md(row), file=sys.stderr, flush=True)
@@ -102,19 +106,23 @@ _SHORT = {"textbook": "textbook", "taps": "taps", "space_to_depth": "s2d"}
 
 
 def _cell(d: dict[str, Any]) -> str:
-    times = " / ".join(f"{_SHORT[i]} {t * 1e3:.2f}" for i, t in d["times"].items())
-    mark = "" if d["auto"] == d["best"] else f" (best {_SHORT[d['best']]})"
-    return f"{times}; auto: {_SHORT[d['auto']]} x{d['auto_over_best']:.2f}{mark}"
+    times = " / ".join(
+        f"**{_SHORT[i]} {t * 1e3:.2f}**" if i == d["best"] else f"{_SHORT[i]} {t * 1e3:.2f}"
+        for i, t in d["times"].items()
+    )
+    return f"{times}; thr {_SHORT[d['thresholds']]}, tuned {_SHORT[d['tuned']]}"
 
 
 def _row_md(row: dict[str, Any]) -> str:
     return (f"| {row['case']} | {_cell(row['forward'])} | {_cell(row['input_grad'])} | "
-            f"{_cell(row['kernel_grad'])} | {row['total_auto_over_best']:.2f} |")
+            f"{_cell(row['kernel_grad'])} | {row['total_thresholds_over_best']:.2f} | "
+            f"{row['total_tuned_over_best']:.2f} |")
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| shape (batch 128; 64 for 32x32) | forward ms | dx ms | dw ms | auto / best, fwd+dx+dw |\n"
-            "|---|---|---|---|---|")
+    head = ("| shape (batch 128; 64 for 32x32) | forward ms (fastest bold) | dx ms | dw ms "
+            "| thresholds / best, fwd+dx+dw | tuned / best |\n"
+            "|---|---|---|---|---|---|")
     return "\n".join([head, *(_row_md(r) for r in rows)])
 
 

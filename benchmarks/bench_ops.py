@@ -142,21 +142,14 @@ _ALGORITHM_MODULES = ("conv", "pooling")
 def forward_names(case: OpCase, args, hand_kw: dict[str, Any], twin_kw: dict[str, Any]) -> str:
     """``"hand: <algorithm per sum>; twin: <forward>"`` for conv and pooling rows, else ``""``."""
     if case.module == "conv":
-        from funcnn._geometry import conv_geometry
-        from funcnn.conv import conv_algorithm
-
-        x, w = args[0], args[1]
-        nd = w.ndim - 2
-        strides, _, dilations, _ = conv_geometry(
-            "bench", x.shape, w.shape, case.kwargs.get("stride", 1), case.kwargs.get("padding", "VALID"),
-            case.kwargs.get("dilation", 1), nd,
-        )
-        lift = 2 - nd
+        from funcnn.conv import conv_plan
 
         def name(alg, twin=False):
             if alg == "plain":
                 return "plain lax.conv forward"
-            plan = conv_algorithm((1,) * lift + w.shape, (1,) * lift + strides, (1,) * lift + dilations, alg)
+            plan = conv_plan(args[0], args[1], stride=case.kwargs.get("stride", 1),
+                             padding=case.kwargs.get("padding", "VALID"), dilation=case.kwargs.get("dilation", 1),
+                             algorithm=alg)
             return f"{plan.forward} forward ({alg})" if twin else str(plan)
     elif case.module == "pooling":
         from funcnn._geometry import pool_geometry

@@ -19,9 +19,12 @@ name              forward                          dx                           
 ================  ===============================  ==============================  ========================
 
 ``"space_to_depth"`` needs stride 1 and dilation 1. ``algorithm="auto"`` (the default of
-:func:`funcnn.conv2d`) picks per sum by shape, with thresholds per backend
-(:data:`AUTO_THRESHOLDS`): the CPU ones were measured on CPUs (BENCHMARKS.md); on other
-backends (GPU, TPU) ``auto`` is ``"textbook"``, one vendor convolution per sum.
+:func:`funcnn.conv2d`) picks per sum by shape. On CPU it measures: the first time a shape
+is traced, each sum is timed under every algorithm that computes it on this CPU and the
+fastest is kept, in memory and in a JSON file per CPU model (:mod:`funcnn.conv_autotune`;
+``FUNCNN_CONV_AUTOTUNE=0`` turns it off). Without a measurement (turned off, or a call that
+gives no input shape) the CPU uses fixed thresholds (:data:`AUTO_THRESHOLDS`); other
+backends (GPU, TPU) run ``"textbook"``, one vendor convolution per sum.
 :func:`conv_algorithm` says what a call will run.
 
 This module holds the table, the choice and the forward sums; it carries no custom rule,
@@ -80,6 +83,17 @@ def _space_to_depth_applies(strides, dilations) -> bool:
     return tuple(strides) == (1,) * len(strides) and tuple(dilations) == (1,) * len(dilations)
 
 
+#: Set by :mod:`funcnn.conv_autotune`: ``(key) -> (forward, dx, dw)`` or ``None`` (no
+#: measurement: use the thresholds). ``key`` is :func:`autotune_key`'s.
+AUTOTUNER: list[Any] = [None]
+
+
+def autotune_key(x_shape, w_shape, strides, pads, dilations, dtype) -> str:
+    """The shape key of a measured choice (one 2-D convolution, NHWC / HWIO)."""
+    return (f"x{tuple(x_shape)} w{tuple(w_shape)} s{tuple(strides)} p{tuple(map(tuple, pads))} "
+            f"d{tuple(dilations)} {jnp.dtype(dtype).name}")
+
+
 def conv_algorithm(
     w_shape: tuple[int, ...],
     strides: tuple[int, ...] = (1, 1),
@@ -88,6 +102,9 @@ def conv_algorithm(
     *,
     backend: str | None = None,
     fn: str = "conv2d",
+    x_shape: tuple[int, ...] | None = None,
+    pads: tuple[tuple[int, int], ...] | None = None,
+    dtype: Any = None,
 ) -> ConvPlan:
     """The :class:`ConvPlan` a 2-D convolution with kernel ``w_shape`` (KH, KW, C_in, C_out) runs.
 
@@ -98,6 +115,9 @@ def conv_algorithm(
         algorithm: ``"auto"`` or a name in :data:`CONV_ALGORITHMS`.
         backend: whose thresholds ``"auto"`` uses; default ``jax.default_backend()``.
         fn: the op named in errors.
+        x_shape, pads, dtype: the input's 2-D shape ``(N, H, W, C_in)``, the resolved padding
+            and the dtype; given, ``"auto"`` on CPU uses (or makes) the autotuned choice
+            for exactly this convolution.
 
     Raises:
         ValueError: an unknown name, or ``"space_to_depth"`` with a stride or dilation > 1.
@@ -116,9 +136,17 @@ def conv_algorithm(
                 f"got stride={tuple(strides)}, dilation={tuple(dilations)}"
             )
         return ConvPlan(algorithm, *CONV_ALGORITHMS[algorithm])
-    t = AUTO_THRESHOLDS.get(backend or jax.default_backend())
+    backend = backend or jax.default_backend()
+    t = AUTO_THRESHOLDS.get(backend)
     if t is None:
         return ConvPlan("auto", *CONV_ALGORITHMS["textbook"])
+    tuner = AUTOTUNER[0]
+    if backend == "cpu" and tuner is not None and x_shape is not None and pads is not None:
+        key = autotune_key(x_shape, w_shape, strides, pads, dilations, dtype or jnp.float32)
+        parts = tuner(key, tuple(x_shape), tuple(w_shape), tuple(strides), tuple(pads), tuple(dilations),
+                      jnp.dtype(dtype or jnp.float32))
+        if parts is not None:
+            return ConvPlan("auto", *parts)
     s2d = s2d_ok and kh >= 3 and kw >= 3 and min(c_in, c_out) <= t["s2d_max_min_c"]
     forward = "space_to_depth" if s2d else "taps" if c_in <= t["taps_max_c_in"] else "textbook"
     dx = "taps" if c_in <= t["scatter_max_c_in"] else "space_to_depth" if s2d else "textbook"

@@ -44,7 +44,7 @@ from jax import lax
 
 from funcnn._rules import hand_rule
 from funcnn._checks import check_precision
-from funcnn._geometry import Padding, conv_macs, conv_output_size
+from funcnn._geometry import Padding, conv_geometry, conv_macs, conv_output_size
 from funcnn._conv_forward import (  # noqa: F401 - the table and choice are public here too
     AUTO_THRESHOLDS,
     CONV_ALGORITHMS,
@@ -61,7 +61,7 @@ from funcnn._validation import _prepare_conv
 from funcnn._reduce import sum_leading
 
 # The ops (same names as the twins in funcnn.reference.conv). The algorithm table and
-# choice (CONV_ALGORITHMS, AUTO_THRESHOLDS, ConvPlan, conv_algorithm, INPUT_GRAD,
+# choice (CONV_ALGORITHMS, AUTO_THRESHOLDS, ConvPlan, conv_algorithm, conv_plan, INPUT_GRAD,
 # KERNEL_GRAD) are public attributes of this module too.
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 
@@ -263,6 +263,30 @@ _conv2d_core.defvjp(_conv2d_fwd, _conv2d_bwd)
 # --------------------------------------------------------------------------------------
 
 
+def conv_plan(
+    x: Any,
+    w: Any,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+    algorithm: str = "auto",
+) -> ConvPlan:
+    """The :class:`ConvPlan` :func:`conv1d` / :func:`conv2d` run for ``x`` and ``w`` (arrays or
+    ``jax.ShapeDtypeStruct``; the rank of ``w`` picks 1-D or 2-D): the algorithm of each sum,
+    with ``"auto"`` resolved as the op resolves it (on CPU, measured: :mod:`funcnn.conv_autotune`)."""
+    nd = len(w.shape) - 2
+    strides, pads, dilations, _ = conv_geometry(
+        "conv_plan", tuple(x.shape), tuple(w.shape), stride, padding, dilation, nd
+    )
+    lift = (1,) * (2 - nd)  # 1-D convolutions run as 2-D ones of height 1
+    return conv_algorithm(
+        lift + tuple(w.shape), lift + strides, lift + dilations, algorithm, fn="conv_plan",
+        x_shape=tuple(x.shape[:1]) + lift + tuple(x.shape[1:]), pads=((0, 0),) * len(lift) + pads,
+        dtype=x.dtype,
+    )
+
+
 def conv2d(
     x: jax.typing.ArrayLike,
     w: jax.typing.ArrayLike,
@@ -306,7 +330,7 @@ def conv2d(
             stride/dilation, unknown padding, kernel larger than the padded input.
     """
     x, w, b, strides, pads, dilations = _prepare_conv("conv2d", x, w, b, stride, padding, dilation, 2)
-    plan = conv_algorithm(w.shape, strides, dilations, algorithm, fn="conv2d")
+    plan = conv_algorithm(w.shape, strides, dilations, algorithm, fn="conv2d", x_shape=x.shape, pads=pads, dtype=x.dtype)
     return _conv2d_core(x, w, b, strides, pads, dilations, check_precision("conv2d", precision), plan)
 
 
@@ -346,6 +370,12 @@ def conv1d(
     """
     x, w, b, strides, pads, dilations = _prepare_conv("conv1d", x, w, b, stride, padding, dilation, 1)
     precision = check_precision("conv1d", precision)
-    plan = conv_algorithm(w[None].shape, (1,) + strides, (1,) + dilations, algorithm, fn="conv1d")
+    plan = conv_algorithm(w[None].shape, (1,) + strides, (1,) + dilations, algorithm, fn="conv1d",
+                          x_shape=x[:, None].shape, pads=((0, 0),) + pads, dtype=x.dtype)
     y = _conv2d_core(x[:, None], w[None], b, (1,) + strides, ((0, 0),) + pads, (1,) + dilations, precision, plan)
     return y[:, 0]
+
+
+# On CPU, algorithm="auto" measures each new shape once (funcnn.conv_autotune registers
+# itself with conv_algorithm; it needs the backward sums above, hence the import here).
+import funcnn.conv_autotune  # noqa: E402, F401

@@ -145,18 +145,11 @@ _SHORT = {"textbook": "textbook", "taps": "taps", "space_to_depth": "s2d"}
 
 def _conv_algorithm(args: tuple[Any, ...], kwargs: Any) -> str:
     """The algorithm of each sum a conv case runs, e.g. ``auto(fwd=s2d dx=taps dw=s2d)``."""
-    from funcnn._geometry import conv_geometry
-    from funcnn.conv import conv_algorithm
+    from funcnn.conv import conv_plan
 
     x, w = args[0], args[1]
-    nd = w.ndim - 2
-    strides, _, dilations, _ = conv_geometry(
-        "gradcheck", x.shape, w.shape, kwargs.get("stride", 1), kwargs.get("padding", "VALID"),
-        kwargs.get("dilation", 1), nd,
-    )
-    lift = 2 - nd  # 1-D convolutions run as 2-D ones of height 1
-    plan = conv_algorithm((1,) * lift + w.shape, (1,) * lift + strides, (1,) * lift + dilations,
-                          kwargs.get("algorithm", "auto"))
+    plan = conv_plan(x, w, stride=kwargs.get("stride", 1), padding=kwargs.get("padding", "VALID"),
+                     dilation=kwargs.get("dilation", 1), algorithm=kwargs.get("algorithm", "auto"))
     if plan.name != "auto":
         return plan.name  # the table fixes each sum's algorithm
     parts = " ".join(f"{k}={_SHORT[v]}" for k, v in

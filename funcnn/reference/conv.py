@@ -39,7 +39,7 @@ def _conv_twin(fn, ndim, x, w, b, stride, padding, dilation, precision, algorith
     if ndim == 1:  # as the hand op: the 2-D forward on a height-1 image
         x, w, strides, pads, dilations = x[:, None], w[None], (1, *strides), ((0, 0), *pads), (1, *dilations)
     try:
-        plan = conv_algorithm(w.shape, strides, dilations, algorithm, fn=fn)
+        plan = conv_algorithm(w.shape, strides, dilations, algorithm, fn=fn, x_shape=x.shape, pads=pads, dtype=x.dtype)
     except ValueError as e:
         raise ValueError(f"{e} (or 'plain', the twin's own forward)") from None
     y = FORWARD[plan.forward](x, w, strides, pads, dilations, precision)

@@ -1,0 +1,197 @@
+"""Autotune of ``algorithm="auto"`` for convolutions on CPU: measure once per shape, keep it.
+
+Which algorithm of :data:`funcnn.conv.CONV_ALGORITHMS` computes a sum fastest depends on the
+CPU (vector width, caches, cores) as much as on the shape: on one CPU 2x2 blocks win a 3x3
+kernel's forward with 8 input channels, on another the plain XLA convolution does. So on
+CPU, the first time :func:`funcnn.conv2d` / :func:`funcnn.conv1d` is traced for a shape with
+``algorithm="auto"``, each of its three sums (forward, dx, dw) is timed alone under every
+algorithm that computes it, on random arrays of that shape and dtype, and the fastest is
+kept: in memory, and in a JSON file per CPU model, core count and jax version
+(:func:`cache_file`), so later runs on the machine reuse it. A measurement costs a few
+compilations (about a second or two per shape for LeNet-sized layers); the choice changes
+the order of additions only, never the maths.
+
+Turn it off with ``FUNCNN_CONV_AUTOTUNE=0`` (the test suite does, for reproducible
+programs): ``auto`` then uses the fixed thresholds :data:`funcnn.conv.AUTO_THRESHOLDS`.
+``FUNCNN_CONV_AUTOTUNE_DIR`` moves the cache (default ``$FUNCNN_CACHE/conv-autotune``, else
+``~/.cache/funcnn/conv-autotune``). :func:`tuned` lists what this process measured or loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn._conv_forward import AUTOTUNER, FORWARD
+from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
+
+__all__ = ["ENV", "enabled", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+
+ENV = "FUNCNN_CONV_AUTOTUNE"
+_log = logging.getLogger("funcnn")
+_lock = threading.RLock()
+_memory: dict[str, tuple[str, str, str]] = {}
+_loaded: dict[str, bool] = {}
+
+#: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
+#: (a 3x3 32 -> 32 forward: 355 ms against 5.6 ms), so it is not even timed.
+MAX_TAP_PRODUCTS = 200
+#: The patch-scatter dx materializes KH*KW*C_in values per output pixel; not timed past this.
+MAX_SCATTER_C_IN = 16
+
+
+def enabled() -> bool:
+    """Whether ``auto`` measures on CPU (``FUNCNN_CONV_AUTOTUNE`` unset, or not 0/false/off/no)."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def cpu_id() -> str:
+    """The CPU model, its core count and the jax version: what a measurement is valid for."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, jax {jax.__version__}"
+
+
+def cache_file() -> Path:
+    """The JSON file holding this CPU's measured choices."""
+    folder = os.environ.get(f"{ENV}_DIR", "")
+    if not folder:
+        base = os.environ.get("FUNCNN_CACHE", "") or os.path.join(os.path.expanduser("~"), ".cache", "funcnn")
+        folder = os.path.join(base, "conv-autotune")
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", cpu_id()).strip("-")
+    return Path(folder) / f"{name}.json"
+
+
+def candidates(part: str, w_shape, strides, dilations) -> tuple[str, ...]:
+    """The algorithms timed for ``part`` ("forward", "input_grad", "kernel_grad")."""
+    kh, kw, c_in, _ = w_shape
+    s2d = all(s == 1 for s in strides) and all(d == 1 for d in dilations)
+    out = ["textbook"]
+    if part == "forward" and kh * kw * c_in <= MAX_TAP_PRODUCTS:
+        out.append("taps")
+    if part == "input_grad" and c_in <= MAX_SCATTER_C_IN:
+        out.append("taps")
+    if s2d:
+        out.append("space_to_depth")
+    return tuple(out)
+
+
+def _time_call(fn: Callable[..., Any], args: tuple, reps: int = 3) -> float:
+    """Seconds of one call of the jitted ``fn`` (compiled first): the best of ``reps``."""
+    jax.block_until_ready(fn(*args))
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+#: The timer :func:`measure` uses: ``(part, name, x_shape, w_shape, strides, pads, dilations,
+#: dtype) -> seconds``. Replaceable (tests inject a fake one).
+def _time_candidate(part, name, x_shape, w_shape, strides, pads, dilations, dtype) -> float:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(x_shape), dtype)
+    w = jnp.asarray(rng.standard_normal(w_shape) / math.sqrt(math.prod(w_shape[:3])), dtype)
+    y_shape = jax.eval_shape(lambda x, w: FORWARD["textbook"](x, w, strides, pads, dilations, None), x, w).shape
+    g = jnp.asarray(rng.standard_normal(y_shape), dtype)
+    if part == "forward":
+        f = jax.jit(lambda x, w: FORWARD[name](x, w, strides, pads, dilations, None))
+        return _time_call(f, (x, w))
+    if part == "input_grad":
+        f = jax.jit(lambda g, w: INPUT_GRAD[name](g, w, x_shape[1:3], strides, pads, dilations, None))
+        return _time_call(f, (g, w))
+    f = jax.jit(lambda x, g: KERNEL_GRAD[name](x, g, w_shape[:2], strides, pads, dilations, None))
+    return _time_call(f, (x, g))
+
+
+TIMER: list[Callable[..., float]] = [_time_candidate]
+
+
+def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[str, str, str], dict[str, dict[str, float]]]:
+    """Time every candidate of each sum; returns the fastest per sum and all the times."""
+    times: dict[str, dict[str, float]] = {}
+    best = []
+    for part in ("forward", "input_grad", "kernel_grad"):
+        times[part] = {
+            name: TIMER[0](part, name, x_shape, w_shape, strides, pads, dilations, dtype)
+            for name in candidates(part, w_shape, strides, dilations)
+        }
+        best.append(min(times[part], key=times[part].get))
+    return (best[0], best[1], best[2]), times
+
+
+def _load(path: Path) -> None:
+    if _loaded.get(str(path)):
+        return
+    _loaded[str(path)] = True
+    try:
+        data = json.loads(path.read_text())
+        for key, parts in data.get("choices", {}).items():
+            if isinstance(parts, list) and len(parts) == 3:
+                _memory.setdefault(key, tuple(parts))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, AttributeError) as e:  # damaged: measure again, rewrite it
+        _log.warning("funcnn.conv_autotune: ignoring unreadable cache %s (%s)", path, e)
+
+
+def _save(path: Path) -> None:
+    """Write every known choice (atomically: a temporary file renamed over the old one)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"cpu": cpu_id(), "choices": {k: list(v) for k, v in sorted(_memory.items())}}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home: keep the choices for this process only
+        _log.warning("funcnn.conv_autotune: cannot write %s (%s); choices kept in memory", path, e)
+
+
+def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
+    """The autotuner :func:`funcnn.conv.conv_algorithm` calls for ``auto`` on CPU."""
+    if not enabled():
+        return None
+    with _lock:
+        path = cache_file()
+        _load(path)
+        if key not in _memory:
+            _log.info("funcnn.conv_autotune: timing the algorithms of %s (once per CPU; %s)", key, path)
+            _memory[key], _ = measure(x_shape, w_shape, strides, pads, dilations, dtype)
+            _save(path)
+        return _memory[key]
+
+
+def tuned() -> dict[str, tuple[str, str, str]]:
+    """The choices this process knows: shape key -> (forward, dx, dw) algorithm."""
+    with _lock:
+        return dict(_memory)
+
+
+def clear() -> None:
+    """Forget the choices held in memory (the cache file stays)."""
+    with _lock:
+        _memory.clear()
+        _loaded.clear()
+
+
+AUTOTUNER[0] = _tune

@@ -1,0 +1,112 @@
+"""funcnn.conv_autotune: algorithm="auto" on CPU measures each new shape once and keeps it."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import funcnn
+from funcnn import conv_autotune as at
+from funcnn.conv import conv_algorithm, conv_plan
+
+
+@pytest.fixture
+def tuning(monkeypatch, tmp_path):
+    """Autotune on, an empty cache folder, a fake timer recording its calls."""
+    monkeypatch.setenv(at.ENV, "1")
+    monkeypatch.setenv(f"{at.ENV}_DIR", str(tmp_path))
+    calls = []
+    # Fake seconds: textbook is fastest for the forward, taps for dx, space_to_depth for dw.
+    fastest = {"forward": "textbook", "input_grad": "taps", "kernel_grad": "space_to_depth"}
+
+    def timer(part, name, *shape_args):
+        calls.append((part, name))
+        return 1.0 if name == fastest[part] else 2.0
+
+    monkeypatch.setattr(at, "TIMER", [timer])
+    at.clear()
+    yield calls
+    at.clear()
+
+
+def _arrays(c_in=3, c_out=4):
+    rng = np.random.default_rng(0)
+    return (jnp.asarray(rng.normal(size=(2, 8, 7, c_in)), jnp.float32),
+            jnp.asarray(rng.normal(size=(3, 3, c_in, c_out)), jnp.float32))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_picks_the_fastest_sum_and_keeps_it(tuning):
+    x, w = _arrays()
+    plan = conv_plan(x, w, padding="SAME")
+    assert (plan.forward, plan.input_grad, plan.kernel_grad) == ("textbook", "taps", "space_to_depth")
+    # every candidate of each sum timed once: forward 3, dx 3, dw 2
+    assert sorted(tuning) == sorted([("forward", "textbook"), ("forward", "taps"), ("forward", "space_to_depth"),
+                                     ("input_grad", "textbook"), ("input_grad", "taps"),
+                                     ("input_grad", "space_to_depth"), ("kernel_grad", "textbook"),
+                                     ("kernel_grad", "space_to_depth")])
+    # the op runs the measured plan (its value is the textbook one)
+    y = funcnn.conv2d(x, w, padding="SAME")
+    np.testing.assert_allclose(y, funcnn.conv2d(x, w, padding="SAME", algorithm="textbook"), rtol=1e-5, atol=1e-5)
+    n = len(tuning)
+    conv_plan(x, w, padding="SAME")
+    jax.grad(lambda x: jnp.sum(funcnn.conv2d(x, w, padding="SAME")))(x)
+    assert len(tuning) == n  # kept in memory: not measured again
+    # ... and on disk, keyed by the CPU, read back by a fresh process (memory cleared)
+    data = json.loads(at.cache_file().read_text())
+    assert data["cpu"] == at.cpu_id() and len(data["choices"]) == 1
+    at.clear()
+    assert conv_plan(x, w, padding="SAME") == plan and len(tuning) == n
+    # another shape (other padding, dtype or batch) is measured on its own
+    conv_plan(x[:1], w, padding="SAME")
+    assert len(tuning) == 2 * n
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_strided_and_wide_shapes_time_only_what_applies(tuning):
+    x, w = _arrays(c_in=32, c_out=8)
+    conv_plan(x, w, stride=2, padding="SAME")
+    assert ("forward", "taps") not in tuning  # 3*3*32 products: known to lose, not timed
+    assert not any(name == "space_to_depth" for _, name in tuning)  # needs stride 1
+
+
+def test_off_uses_the_thresholds_and_other_backends_run_textbook(tuning, monkeypatch):
+    x, w = _arrays()
+    monkeypatch.setenv(at.ENV, "0")
+    assert conv_plan(x, w, padding="SAME") == conv_algorithm(w.shape, (1, 1), (1, 1), backend="cpu")
+    monkeypatch.setenv(at.ENV, "1")
+    gpu = conv_algorithm(w.shape, (1, 1), (1, 1), backend="gpu", x_shape=x.shape, pads=((1, 1), (1, 1)))
+    assert (gpu.forward, gpu.input_grad, gpu.kernel_grad) == ("textbook",) * 3
+    assert tuning == []
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_a_damaged_cache_is_measured_again(tuning):
+    at.cache_file().parent.mkdir(parents=True, exist_ok=True)
+    at.cache_file().write_text("{not json")
+    x, w = _arrays()
+    conv_plan(x, w)
+    assert tuning and len(json.loads(at.cache_file().read_text())["choices"]) == 1
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_real_measurement_on_a_small_shape(monkeypatch, tmp_path):
+    """The real timer: a choice among the candidates, and the op's values unchanged."""
+    monkeypatch.setenv(at.ENV, "1")
+    monkeypatch.setenv(f"{at.ENV}_DIR", str(tmp_path))
+    at.clear()
+    try:
+        x, w = _arrays()
+        plan = conv_plan(x, w, padding="SAME")
+        assert plan.forward in at.candidates("forward", w.shape, (1, 1), (1, 1))
+        assert plan.input_grad in at.candidates("input_grad", w.shape, (1, 1), (1, 1))
+        assert plan.kernel_grad in at.candidates("kernel_grad", w.shape, (1, 1), (1, 1))
+        g = jax.grad(lambda w: jnp.sum(jnp.sin(funcnn.conv2d(x, w, padding="SAME"))))(w)
+        g_ref = jax.grad(lambda w: jnp.sum(jnp.sin(funcnn.reference.conv2d(x, w, padding="SAME"))))(w)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+    finally:
+        at.clear()
