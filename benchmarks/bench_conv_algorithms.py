@@ -127,18 +127,13 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.bench_ops import machine_info
+    from benchmarks.bench_ops import emit, machine_info
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--out", default="")
     a = p.parse_args(argv)
-    md = f"{machine_info()}\n\n{to_markdown(run(a.rounds))}\n"
-    print(md)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(md)
-    return 0
+    return emit(f"{machine_info()}\n\n{to_markdown(run(a.rounds))}\n", a.out)
 
 
 if __name__ == "__main__":

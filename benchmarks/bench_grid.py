@@ -13,7 +13,7 @@ one :func:`funcnn.train.run_grid` and :func:`funcnn.train.fit` call:
 - **sequential**: ``fit``'s program (``batched=False``) called once per member, K steps each.
 
 Throughput is member-steps per second (M * K / wall time of one call or one pass of M calls),
-timed interleaved; the ratio is vmapped / sequential per round (target >= 2x for 8 members).
+timed interleaved; the ratio is vmapped / sequential per round (target >= 1.5x for 8 members).
 
 Breakdown (to see *where* the time goes, same process, same rounds): the bare jitted
 train step (:func:`funcnn.train.make_train_step`, no loop) for 1 member and vmapped over M, and
@@ -338,9 +338,9 @@ def to_markdown(res: dict[str, Any], analysis: str | None = None) -> str:
             f"| {row['cpu_ratio'].median:.2f} [{row['cpu_ratio'].q25:.2f}, {row['cpu_ratio'].q75:.2f}] |"
         )
         if M == 8:
-            targets.append(f"- 8 seeds vmapped vs sequential (target >= 2x): {r.median:.2f}x in wall time "
-                           f"({row['cpu_ratio'].median:.2f}x in CPU time) — "
-                           f"{'**met**' if r.median >= 2.0 else '**missed**'}")
+            targets.append(f"- 8 seeds vmapped vs sequential (target >= 1.5x, issue 14; issue 5 asked 2x): "
+                           f"{r.median:.2f}x in wall time ({row['cpu_ratio'].median:.2f}x in CPU time) — "
+                           f"{'**met**' if r.median >= 1.5 else '**missed**'}")
     if any("breakdown" in r for r in res["rows"]):
         lines += [
             "",

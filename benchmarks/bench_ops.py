@@ -252,12 +252,9 @@ def machine_info() -> str:
     """One line: CPU, cores, load, versions, XLA_FLAGS as seen by this process."""
     import os
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from funcnn.conv_autotune import cpu_model
+
+    cpu = cpu_model()
     try:
         load = os.getloadavg()[0]
     except OSError:
@@ -304,10 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     info = f"{machine_info()}; fp32 matmul 2048^3 now: {matmul_gflops():.0f} GFLOP/s"
     print(info, file=sys.stderr)
     rows = run(rounds=a.rounds, only=only, twin_forward=a.twin_forward, algorithm=a.algorithm)
-    md = f"{info}\n\n{to_markdown(rows)}\n"
+    return emit(f"{info}\n\n{to_markdown(rows)}\n", a.out)
+
+
+def emit(md: str, out: str = "") -> int:
+    """Print a benchmark's markdown and, given a path, write it there too; returns 0."""
     print(md)
-    if a.out:
-        with open(a.out, "w") as f:
+    if out:
+        with open(out, "w") as f:
             f.write(md)
     return 0
 

@@ -14,6 +14,9 @@ Sections (each produced by its own module, assembled here; ``--only`` picks some
 - ``train``: LeNet-5 and MLP train steps, funcnn hand / autodiff / PyTorch (``bench_train.py``);
 - ``compile``: compile time of each train step (``bench_train.py``);
 - ``grid``: vmapped vs sequential members (``bench_grid.py``);
+- ``conv-algorithms``: each sum of conv2d under every algorithm on a channel sweep, and
+  whether ``auto`` (thresholds, autotune) picks the fastest on this CPU
+  (``bench_conv_algorithms.py``);
 - ``xla-flags`` (opt-in): funcnn's XLA default vs off, one subprocess per setting
   (``bench_xla_flags.py``; XLA reads flags once per process, so this one cannot share it).
 
@@ -29,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import math
 import os
 import platform
 import shlex
@@ -44,7 +46,7 @@ import jax
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = Path(__file__).resolve().parent / "NOTES.md"
-SECTIONS = ("ops", "train", "compile", "grid")
+SECTIONS = ("ops", "train", "compile", "grid", "conv-algorithms")
 
 __all__ = ["main", "header_markdown", "targets_from_ops"]
 
@@ -64,11 +66,9 @@ def _version(mod: str) -> str:
 
 
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+    from funcnn.conv_autotune import cpu_model
+
+    return cpu_model()
 
 
 def header_markdown(argv: list[str], started: float, load_start: str, extra: list[str]) -> str:
@@ -249,11 +249,27 @@ def main(argv: list[str] | None = None) -> int:
             return md, _targets_in(md)
 
         section("grid", grid)
+    if "conv-algorithms" in only:
+        from benchmarks import bench_conv_algorithms
+
+        def conv_algorithms():
+            rows = bench_conv_algorithms.run(rounds=3 if a.quick else 7)
+            worst = max(rows, key=lambda r: r["total_tuned_over_best"])
+            worst_thr = max(rows, key=lambda r: r["total_thresholds_over_best"])
+            md = ("## Convolution algorithms: does `auto` pick the fastest on this CPU?\n\n"
+                  + bench_conv_algorithms.__doc__.split("\n\n", 2)[2].strip() + "\n\n"
+                  + bench_conv_algorithms.to_markdown(rows) + "\n")
+            target = (f"- conv algorithm choice on this CPU: autotuned auto within {worst['total_tuned_over_best']:.2f}x "
+                      f"of the fastest per-sum choice on every swept shape (worst: {worst['case']}); the fixed "
+                      f"thresholds within {worst_thr['total_thresholds_over_best']:.2f}x (worst: {worst_thr['case']})")
+            return md, [target]
+
+        section("conv-algorithms", conv_algorithms)
     if a.xla_flags and jax.default_backend() == "cpu":
         section("xla-flags", lambda: (_section_xla_flags(a.quick), []))
 
     head = header_markdown(argv, started, load_start, [])
-    summary = ["## Targets (issue 5)", "", *(targets or ["- none measured in this run"]), ""]
+    summary = ["## Targets (issues 5 and 14)", "", *(targets or ["- none measured in this run"]), ""]
     out = Path(a.out)
     text = "\n".join([head, "", *summary, *parts]) + _notes(out)
     tmp = out.with_suffix(out.suffix + ".tmp")

@@ -39,7 +39,7 @@ import numpy as np
 from funcnn._conv_forward import AUTOTUNER, FORWARD
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
-__all__ = ["ENV", "enabled", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+__all__ = ["ENV", "enabled", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
 
 ENV = "FUNCNN_CONV_AUTOTUNE"
 _log = logging.getLogger("funcnn")
@@ -59,15 +59,18 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
-def cpu_id() -> str:
-    """The CPU model, its core count and the jax version: what a measurement is valid for."""
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` knows)."""
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, jax {jax.__version__}"
+        return platform.processor() or platform.machine()
+
+
+def cpu_id() -> str:
+    """The CPU model, its core count and the jax version: what a measurement is valid for."""
+    return f"{cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}"
 
 
 def cache_file() -> Path:

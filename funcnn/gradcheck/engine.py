@@ -1,29 +1,7 @@
-"""The gradcheck engine: one hand-written backward rule against ``jax.grad`` and finite differences.
-
-For an op ``f`` with a hand-written rule (``jax.custom_vjp``) and its autodiff twin ``f_ref``
-(:mod:`funcnn.reference`), :func:`check` evaluates, at one point ``args``:
-
-1. **vs autodiff** -- the forwards, then the vector-Jacobian products of both rules for one
-   *random* cotangent ``u`` (never an all-ones ``.sum()``, which hides sign and permutation
-   errors): per differentiable input ``i``, ``a_i = vjp(f)(u)_i`` and ``r_i = vjp(f_ref)(u)_i``,
-
-   - ``max_abs_err = max |a_i - r_i|``,
-   - ``max_rel_err = max |a_i - r_i| / max |r_i|`` (norm-wise: relative to the largest
-     entry of the reference gradient, so entries near zero do not blow it up).
-
-2. **vs finite differences** -- per differentiable input, the directional check of
-   ``jax.test_util.check_vjp``: for a random tangent ``t_i``,
-   ``<t_i, vjp(f)(u)_i>`` against ``<(f(x_i + eps t_i) - f(x_i - eps t_i)) / (2 eps), u>``
-   (central differences), reported as a relative error ``fd_rel_err``; and the verdict of
-   ``jax.test_util.check_grads(f, diff_args, order=1, modes=("rev",))`` on all
-   differentiable inputs at once (pass/fail plus the message it raised).
-
-Finite differences are only meaningful in float64 (``jax.config.update("jax_enable_x64",
-True)``, which ``python -m funcnn.gradcheck`` does); points must avoid kinks and ties, which
-the registered :data:`CASES` do by construction.
-
-The registered cases live in :mod:`funcnn.gradcheck.cases`, the table and command line in
-:mod:`funcnn.gradcheck.report`.
+"""The gradcheck engine: :func:`check` (one hand rule against ``jax.grad`` of its twin and
+central finite differences, at one point), :func:`check_case` and :func:`run` (registered
+cases). What is compared, and how, is told in the package docstring (:mod:`funcnn.gradcheck`);
+the cases live in :mod:`funcnn.gradcheck.cases`, the table and CLI in :mod:`funcnn.gradcheck.report`.
 """
 
 from __future__ import annotations
