@@ -19,6 +19,7 @@ programs): ``auto`` then uses the fixed thresholds :data:`funcnn.conv.AUTO_THRES
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
@@ -179,7 +180,11 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
         _load(path)
         if key not in _memory:
             _log.info("funcnn.conv_autotune: timing the algorithms of %s (once per CPU; %s)", key, path)
-            _memory[key], _ = measure(x_shape, w_shape, strides, pads, dilations, dtype)
+            # The op is usually being traced (under jax.jit, grad, vmap): in this thread every
+            # jitted call would be staged into that trace instead of running. JAX's trace
+            # state is per thread, so the measurement runs in a thread of its own.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                _memory[key], _ = pool.submit(measure, x_shape, w_shape, strides, pads, dilations, dtype).result()
             _save(path)
         return _memory[key]
 

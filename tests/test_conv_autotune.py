@@ -110,3 +110,25 @@ def test_real_measurement_on_a_small_shape(monkeypatch, tmp_path):
         np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
     finally:
         at.clear()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_measures_outside_the_trace_it_is_called_from(monkeypatch, tmp_path):
+    """conv2d is traced under jit/grad: the timer must run real computations, not stage them
+    into that trace (a jitted call in the tracing thread would only be traced, and timed as such)."""
+    monkeypatch.setenv(at.ENV, "1")
+    monkeypatch.setenv(f"{at.ENV}_DIR", str(tmp_path))
+    staged = []
+
+    def timer(part, name, *args):
+        staged.append(isinstance(jnp.ones(2) + 1, jax.core.Tracer))
+        return {"textbook": 1.0}.get(name, 2.0)
+
+    monkeypatch.setattr(at, "TIMER", [timer])
+    at.clear()
+    try:
+        x, w = _arrays()
+        jax.jit(jax.grad(lambda x: jnp.sum(funcnn.conv2d(x, w, padding="SAME"))))(x)
+        assert staged and not any(staged)
+    finally:
+        at.clear()
