@@ -109,34 +109,41 @@ def _time_call(fn: Callable[..., Any], args: tuple, reps: int = 3) -> float:
     return best
 
 
-#: The timer :func:`measure` uses: ``(part, name, x_shape, w_shape, strides, pads, dilations,
-#: dtype) -> seconds``. Replaceable (tests inject a fake one).
-def _time_candidate(part, name, x_shape, w_shape, strides, pads, dilations, dtype) -> float:
+def _inputs(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Random ``x``, ``w`` and error map ``g`` of one convolution's shapes (made once per shape)."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal(x_shape), dtype)
     w = jnp.asarray(rng.standard_normal(w_shape) / math.sqrt(math.prod(w_shape[:3])), dtype)
     y_shape = jax.eval_shape(lambda x, w: FORWARD["textbook"](x, w, strides, pads, dilations, None), x, w).shape
-    g = jnp.asarray(rng.standard_normal(y_shape), dtype)
+    return x, w, jnp.asarray(rng.standard_normal(y_shape), dtype)
+
+
+def _time_candidate(part, name, inputs, strides, pads, dilations) -> float:
+    """Seconds of one sum (``part``) by the algorithm ``name`` on ``inputs = (x, w, g)``."""
+    x, w, g = inputs
     if part == "forward":
         f = jax.jit(lambda x, w: FORWARD[name](x, w, strides, pads, dilations, None))
         return _time_call(f, (x, w))
     if part == "input_grad":
-        f = jax.jit(lambda g, w: INPUT_GRAD[name](g, w, x_shape[1:3], strides, pads, dilations, None))
+        f = jax.jit(lambda g, w: INPUT_GRAD[name](g, w, x.shape[1:3], strides, pads, dilations, None))
         return _time_call(f, (g, w))
-    f = jax.jit(lambda x, g: KERNEL_GRAD[name](x, g, w_shape[:2], strides, pads, dilations, None))
+    f = jax.jit(lambda x, g: KERNEL_GRAD[name](x, g, w.shape[:2], strides, pads, dilations, None))
     return _time_call(f, (x, g))
 
 
-TIMER: list[Callable[..., float]] = [_time_candidate]
+#: The timer :func:`measure` uses: ``(part, name, (x, w, g), strides, pads, dilations) ->
+#: seconds``. Replaceable (tests inject a fake one).
+TIMER: Callable[..., float] = _time_candidate
 
 
 def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[str, str, str], dict[str, dict[str, float]]]:
     """Time every candidate of each sum; returns the fastest per sum and all the times."""
+    inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype)
     times: dict[str, dict[str, float]] = {}
     best = []
     for part in ("forward", "input_grad", "kernel_grad"):
         times[part] = {
-            name: TIMER[0](part, name, x_shape, w_shape, strides, pads, dilations, dtype)
+            name: TIMER(part, name, inputs, strides, pads, dilations)
             for name in candidates(part, w_shape, strides, dilations)
         }
         best.append(min(times[part], key=times[part].get))

@@ -27,7 +27,7 @@ def tuning(monkeypatch, tmp_path):
         calls.append((part, name))
         return 1.0 if name == fastest[part] else 2.0
 
-    monkeypatch.setattr(at, "TIMER", [timer])
+    monkeypatch.setattr(at, "TIMER", timer)
     at.clear()
     yield calls
     at.clear()
@@ -124,7 +124,7 @@ def test_measures_outside_the_trace_it_is_called_from(monkeypatch, tmp_path):
         staged.append(isinstance(jnp.ones(2) + 1, jax.core.Tracer))
         return {"textbook": 1.0}.get(name, 2.0)
 
-    monkeypatch.setattr(at, "TIMER", [timer])
+    monkeypatch.setattr(at, "TIMER", timer)
     at.clear()
     try:
         x, w = _arrays()
