@@ -86,12 +86,24 @@ from funcnn.losses import (  # noqa: E402
 )
 from funcnn.normalization import batch_norm, batch_norm_inference, batch_norm_stats  # noqa: E402
 from funcnn.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d  # noqa: E402
-from funcnn import models  # noqa: E402
+from funcnn import _builtins  # noqa: E402,F401  (declares the built-in activations in the registry)
+from funcnn import models, registry  # noqa: E402
+from funcnn._rules import hand_rule  # noqa: E402
+from funcnn.registry import (  # noqa: E402
+    ActivationOp,
+    ActivationParam,
+    define_activation,
+    get_activation,
+    register_activation,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATION_NAMES", "XLA_DEFAULTS", "Choice", "Layer", "initializers", "reference",
+    # the open framework: the activation registry and the rule decorator
+    "ActivationOp", "ActivationParam", "define_activation", "get_activation", "hand_rule",
+    "register_activation", "registry",
     # activations
     "elu", "gelu", "hard_logistic", "hard_tanh", "leaky_relu", "log_softmax", "logistic",
     "prelu", "relu", "softmax", "softplus", "swish", "tanh",

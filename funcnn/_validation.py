@@ -20,24 +20,9 @@ from funcnn._checks import check_array, check_float, check_same_dtype, dtype_of,
 from funcnn._geometry import conv_geometry
 
 
-#: The names of every activation, in the order of the module contract. Both
-#: :mod:`funcnn.activations` and :mod:`funcnn.reference.activations` define each of them with
-#: the same signature.
-ACTIVATION_NAMES: tuple[str, ...] = (
-    "logistic",
-    "tanh",
-    "hard_logistic",
-    "hard_tanh",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "swish",
-    "softplus",
-    "gelu",
-    "softmax",
-    "log_softmax",
-)
+#: The names of every registered activation (built-ins first): a live view of
+#: :mod:`funcnn.registry`, where the built-ins are declared like any user's op.
+from funcnn.registry import ACTIVATION_NAMES  # noqa: E402
 
 
 def _check_x(fn: str, x: Any) -> jax.Array:

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn import registry as _registry
 from funcnn._layer import Layer
 from funcnn.choice import Choice
 from funcnn.combinators import check_child_trees, split_keys
@@ -58,9 +59,11 @@ __all__ = [
 WEIGHTED_KINDS = ("dense", "conv")
 #: Activations whose units can die: zero (or a small slope's worth of) gradient for inputs
 #: ``<= 0``. A unit of one of these is *inactive* on an example when its input is ``<= 0``.
-RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
+RELU_FAMILY = _registry._Names(lambda op: op.dead is not None,
+                               "Registered activations that declare a dead (off) region, e.g. the ReLU family.")
 #: Activations whose units saturate (flat parts, vanishing local derivative).
-SATURATING = ("logistic", "tanh", "hard_logistic", "hard_tanh")
+SATURATING = _registry._Names(lambda op: op.saturated is not None,
+                              "Registered activations that declare a saturated (flat) region.")
 
 _NAN = float("nan")
 
@@ -338,27 +341,20 @@ class ActivationStats:
         return _table(header, rows)
 
 
-def _saturated(name: str, pre: jax.Array, post: jax.Array, tol: float) -> jax.Array | None:
-    if name == "logistic":
-        return (post <= tol) | (post >= 1 - tol)
-    if name == "tanh":
-        return jnp.abs(post) >= 1 - tol
-    if name == "hard_logistic":  # max(0, min(1, x/4 + 1/2)): flat for |x| >= 2
-        return jnp.abs(pre) >= 2
-    if name == "hard_tanh":  # flat for |x| >= 1
-        return jnp.abs(pre) >= 1
-    return None
-
-
 def _unit_fractions(act: str, pre: jax.Array, post: jax.Array, tol: float) -> tuple[Any, Any, Any, Any]:
-    """(dead, inactive, saturated, saturated-unit) fractions of one activation layer (NaN: n/a)."""
+    """(dead, inactive, saturated, saturated-unit) fractions of one activation layer (NaN: n/a).
+
+    The regions come from the activation's registry entry (:mod:`funcnn.registry`): ``dead``
+    (where a unit is off) and ``saturated`` (where its derivative has all but vanished).
+    """
+    op = _registry.get_activation(act) if _registry.is_registered(act) else None
     unit_axes = tuple(range(pre.ndim - 1))
-    if act in RELU_FAMILY:
-        inactive = pre <= 0
+    if op is not None and op.dead is not None:
+        inactive = op.dead(pre)
         dead, frac = jnp.mean(jnp.all(inactive, axis=unit_axes)), jnp.mean(inactive)
     else:
         dead, frac = _NAN, _NAN
-    sat = _saturated(act, pre, post, tol)
+    sat = op.saturated(pre, post, tol) if op is not None and op.saturated is not None else None
     if sat is None:
         return dead, frac, _NAN, _NAN
     return dead, frac, jnp.mean(sat), jnp.mean(jnp.all(sat, axis=unit_axes))

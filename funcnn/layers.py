@@ -48,13 +48,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import funcnn.activations as _act
 import funcnn.conv as _conv
 import funcnn.initializers as _inits
 import funcnn.linear as _dense
 import funcnn.normalization as _norm
 import funcnn.pooling as _pool
-import funcnn.reference.activations as _ref_act
 import funcnn.reference.conv as _ref_conv
 import funcnn.reference.linear as _ref_dense
 import funcnn.reference.normalization as _ref_norm
@@ -65,6 +63,8 @@ from funcnn._pool_forward import POOL_ALGORITHMS as _POOL_ALGORITHMS
 from funcnn._geometry import output_sizes, resolve_padding
 from funcnn._layer import Layer, check_rule
 from funcnn.choice import Choice
+from funcnn import registry as _registry
+from funcnn.registry import ActivationOp
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -94,31 +94,14 @@ __all__ = [
     "Tanh",
 ]
 
-ACTIVATION_NAMES: tuple[str, ...] = tuple(_act.ACTIVATION_NAMES)
+#: Every registered activation name (a live view of :mod:`funcnn.registry`).
+ACTIVATION_NAMES = _registry.ACTIVATION_NAMES
 
 # Ops by rule: the hand-ruled module and its autodiff twin share every name and signature.
-_ACTIVATIONS = {"hand": _act, "autodiff": _ref_act}
 _DENSE = {"hand": _dense, "autodiff": _ref_dense}
 _CONV = {"hand": _conv, "autodiff": _ref_conv}
 _POOLING = {"hand": _pool, "autodiff": _ref_pool}
 _NORMALIZATION = {"hand": _norm, "autodiff": _ref_norm}
-
-# Constructor name of each activation (used for layer names).
-_CAMEL = {
-    "logistic": "Logistic",
-    "tanh": "Tanh",
-    "hard_logistic": "HardLogistic",
-    "hard_tanh": "HardTanh",
-    "relu": "Relu",
-    "leaky_relu": "LeakyRelu",
-    "prelu": "PReLU",
-    "elu": "Elu",
-    "swish": "Swish",
-    "softplus": "Softplus",
-    "gelu": "Gelu",
-    "softmax": "Softmax",
-    "log_softmax": "LogSoftmax",
-}
 
 _LAYOUT = {1: "(N, W, C)", 2: "(N, H, W, C)"}
 
@@ -607,50 +590,67 @@ def Flatten() -> Layer:
 _SETTING_TYPES = (bool, int, float, np.number)
 
 
-def _activation_settings(name: str) -> dict[str, inspect.Parameter]:
-    """The keyword settings an activation op takes besides its input (and learnable arrays)."""
-    params = list(inspect.signature(getattr(_act, name)).parameters.values())
-    return {p.name: p for p in params[1:]}
+def _activation_fn(op: ActivationOp, rule: Any) -> Callable[..., Any]:
+    """The registered activation ``op`` under ``rule``: its hand rule, its twin, or (a
+    :class:`Choice` of rules) a pick between them by data (settings stay constants)."""
+    fns = {"hand": op.hand, "autodiff": op.reference}
+    if not isinstance(rule, Choice):
+        return fns[rule]
+
+    def f(*args: Any, **settings: Any) -> Any:
+        return rule.switch({r: (lambda *a, g=fns[r]: g(*a, **settings)) for r in rule.options}, *args)
+
+    return f
 
 
-def Activation(name: str | Choice, rule: str = "hand", **kwargs: Any) -> Layer:
-    """An elementwise (or, for softmax/log_softmax, per-row) activation layer by name.
+def _registered(fn: str, name: Any) -> ActivationOp:
+    """The registry entry for ``name`` (a name or a registered :class:`ActivationOp`)."""
+    if isinstance(name, ActivationOp):
+        if _registry.is_registered(name.name) and _registry.get_activation(name.name) is name:
+            return name
+        raise ValueError(f"{fn}: {name!r} is not (or no longer) the registered activation {name.name!r}")
+    return _registry.get_activation(name, fn=fn)
+
+
+def Activation(name: str | ActivationOp | Choice, rule: str = "hand", **kwargs: Any) -> Layer:
+    """An activation layer by registry name: any built-in or user-registered activation.
 
     Args:
-        name: one of :data:`ACTIVATION_NAMES`, or a :class:`funcnn.Choice` among them (see
-            :func:`_choice_activation`: one layer, one program, the pick as data).
-        rule: ``"hand"`` or ``"autodiff"``.
+        name: a name in :data:`funcnn.registry.ACTIVATION_NAMES` (or the registered op
+            itself), or a :class:`funcnn.Choice` among names (see :func:`_choice_activation`:
+            one layer, one program, the pick as data).
+        rule: ``"hand"`` or ``"autodiff"`` (or a Choice between them).
         **kwargs: the op's settings, e.g. ``negative_slope=0.2`` for ``"leaky_relu"``,
-            ``axis=1`` for ``"softmax"``. Values must be Python numbers or bools.
+            ``axis=1`` for ``"softmax"``. Values must be Python numbers or bools. For an
+            activation with learnable params, the initial values by param name (and ``dtype``).
 
-    ``"prelu"`` and ``"swish"`` have learnable parameters: ``Activation("prelu", **kw)`` is
+    An activation that declares its own layer builds it: ``Activation("prelu", **kw)`` is
     ``PReLU(**kw)`` and ``Activation("swish", **kw)`` is ``Swish(**kw)``, so a grid over
-    activation names covers all of them.
+    activation names covers all of them. Other activations with learnable params get a
+    generic layer with params ``{name: (C,) or ()}`` initialised at each param's ``init``.
 
-    Shapes: ``x -> y`` of the same shape. No params, no state.
+    Shapes: ``x -> y`` of the same shape. No params (unless learnable), no state.
     """
     if isinstance(name, Choice):
         return _choice_activation(name, rule, kwargs)
-    if not isinstance(name, str) or name not in ACTIVATION_NAMES:
-        raise ValueError(
-            f"Activation: unknown activation {name!r}; expected one of "
-            + ", ".join(repr(n) for n in ACTIVATION_NAMES)
-        )
-    if name in _LEARNABLE:
-        ctor, accepted = _LEARNABLE[name]
+    op = _registered("Activation", name)
+    name = op.name
+    if op.layer is not None:
+        accepted = [p for p in inspect.signature(op.layer).parameters if p != "rule"]
         for k in kwargs:
             if k not in accepted:
                 raise TypeError(
                     f"Activation({name!r}): unexpected setting {k!r} for activation {name!r}; "
-                    f"it accepts {', '.join(accepted)} (it builds {ctor.__name__}(...))"
+                    f"it accepts {', '.join(accepted)} (it builds {op.layer.__name__}(...))"
                 )
-        return ctor(rule=rule, **kwargs)
-    camel = _CAMEL[name]
+        return op.layer(rule=rule, **kwargs)
+    if op.params:
+        return _param_activation(op, rule, kwargs)
     shown = dict(kwargs)
     if rule != "hand":
         shown["rule"] = rule
-    lname = f"{camel}({_fmt((), shown)})"
-    settings = _activation_settings(name)
+    lname = f"{op.layer_name}({_fmt((), shown)})"
+    settings = op.settings
     for k, v in kwargs.items():
         if k not in settings:
             accepted = ", ".join(settings) if settings else "no settings"
@@ -660,8 +660,8 @@ def Activation(name: str | Choice, rule: str = "hand", **kwargs: Any) -> Layer:
         if not isinstance(v, _SETTING_TYPES):
             raise TypeError(f"{lname}: setting {k} must be a Python number or bool, got {v!r}")
     check_rule(lname, rule)
-    op = _op(_ACTIVATIONS, rule, name)
-    axis = kwargs.get("axis", settings["axis"].default if "axis" in settings else None)
+    fn = _activation_fn(op, rule)
+    axis = kwargs.get("axis", settings.get("axis"))
     if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
         raise TypeError(f"{lname}: axis must be an int, got {axis!r}")
 
@@ -676,7 +676,7 @@ def Activation(name: str | Choice, rule: str = "hand", **kwargs: Any) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         check_axis("x", len(shape_of(x)))
-        return op(x, **kwargs), state
+        return fn(x, **kwargs), state
 
     return Layer(
         init,
@@ -690,6 +690,56 @@ def Activation(name: str | Choice, rule: str = "hand", **kwargs: Any) -> Layer:
     )
 
 
+def _param_activation(op: ActivationOp, rule: Any, kwargs: Mapping[str, Any]) -> Layer:
+    """The generic layer of a registered activation with learnable params.
+
+    Params ``{p.name: (C,) if p.per_channel else ()}`` for each :class:`ActivationParam`,
+    initialised at ``kwargs.get(p.name, p.init)``; the other keywords are the op's settings
+    (and ``dtype``, the params' dtype, float32 by default).
+    """
+    kwargs = dict(kwargs)
+    dtype = kwargs.pop("dtype", jnp.float32)
+    shown = dict(kwargs)
+    if rule != "hand":
+        shown["rule"] = rule
+    lname = f"{op.layer_name}({_fmt((), shown)})"
+    inits = {p.name: kwargs.pop(p.name, p.init) for p in op.params}
+    for k, v in {**inits, **kwargs}.items():
+        if k not in op.settings and k not in inits:
+            accepted = ", ".join((*op.param_names, *op.settings, "dtype"))
+            raise TypeError(f"{lname}: unexpected setting {k!r} for activation {op.name!r}; it accepts {accepted}")
+        if isinstance(v, bool) and k in inits or not isinstance(v, _SETTING_TYPES):
+            raise TypeError(f"{lname}: {k} must be a Python number, got {v!r}")
+    check_rule(lname, rule)
+    fn = _activation_fn(op, rule)
+    per_channel = any(p.per_channel for p in op.params)
+
+    def init(key, in_shape):
+        shape = _check_in_shape(lname, in_shape, None, "(N, ..., C) with rank >= 2" if per_channel else "a shape of rank >= 1",
+                                min_rank=2 if per_channel else 1)
+        params = {p.name: jnp.full((shape[-1],) if p.per_channel else (), inits[p.name], dtype) for p in op.params}
+        return shape, params, ()
+
+    def apply(params, state, x, *, key=None, train=False):
+        _check_tree(lname, "params", params, {p.name: None for p in op.params})
+        x_shape = _check_x(lname, x, None, "a shape of rank >= 1")
+        for p in op.params:
+            if p.per_channel:
+                _check_channels(lname, x_shape, params[p.name].shape[-1], f"{p.name} {tuple(params[p.name].shape)}")
+        return fn(x, *(params[p.name] for p in op.params), **kwargs), state
+
+    return Layer(
+        init,
+        apply,
+        name=lname,
+        kind="activation",
+        rule=rule,
+        activation=op.name,
+        config={"name": op.name, **inits, **kwargs, "dtype": jnp.dtype(dtype).name},
+        rebuild=lambda r: _param_activation(op, r, {**inits, **kwargs, "dtype": dtype}),
+    )
+
+
 def _choice_activation(choice: Choice, rule: str, kwargs: Mapping[str, Any]) -> Layer:
     """``Activation(Choice(names, index))``: the activation ``names[index]``, picked by data.
 
@@ -699,7 +749,7 @@ def _choice_activation(choice: Choice, rule: str, kwargs: Mapping[str, Any]) -> 
     that pick different activations share one structure; an alternative's params get a zero
     gradient where it is not picked. ``kwargs`` may hold ``{name: {settings}}`` per option.
     """
-    bad = [o for o in choice.options if o not in ACTIVATION_NAMES]
+    bad = [o for o in choice.options if not _registry.is_registered(o)]
     if bad:
         raise ValueError(
             f"Activation: unknown activation {bad[0]!r} in {choice!r}; expected names among "
@@ -812,7 +862,7 @@ def PReLU(init: float | Callable[..., jax.Array] = 0.25, rule: str = "hand", *,
     if not callable(init) and (isinstance(init, bool) or not isinstance(init, _SETTING_TYPES)):
         raise TypeError(f"{name}: init must be a number or an initializer, got {init!r}")
     check_rule(name, rule)
-    prelu = _op(_ACTIVATIONS, rule, "prelu")
+    prelu = _activation_fn(_registry.get_activation("prelu"), rule)
 
     def init_fn(key, in_shape):
         shape = _check_in_shape(name, in_shape, None, "(N, ..., C) with rank >= 2", min_rank=2)
@@ -866,7 +916,7 @@ def Swish(learnable_beta: bool = True, beta: float = 1.0, rule: str = "hand", *,
     if isinstance(beta, bool) or not isinstance(beta, _SETTING_TYPES):
         raise TypeError(f"{name}: beta must be a number, got {beta!r}")
     check_rule(name, rule)
-    swish = _op(_ACTIVATIONS, rule, "swish")
+    swish = _activation_fn(_registry.get_activation("swish"), rule)
 
     def init(key, in_shape):
         shape = _check_in_shape(name, in_shape, None, "a shape of rank >= 1")
@@ -889,11 +939,6 @@ def Swish(learnable_beta: bool = True, beta: float = 1.0, rule: str = "hand", *,
     )
 
 
-# Activations with learnable params: Activation(name, **kw) builds these constructors.
-_LEARNABLE = {
-    "prelu": (PReLU, ("init", "dtype")),
-    "swish": (Swish, ("learnable_beta", "beta", "dtype")),
-}
 
 
 # --------------------------------------------------------------------------- batch norm

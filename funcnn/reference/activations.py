@@ -34,7 +34,10 @@ from funcnn._validation import (
     _check_x,
 )
 
-__all__ = ["ACTIVATION_NAMES", *ACTIVATION_NAMES]
+__all__ = [
+    "ACTIVATION_NAMES", "logistic", "tanh", "hard_logistic", "hard_tanh", "relu", "leaky_relu",
+    "prelu", "elu", "swish", "softplus", "gelu", "softmax", "log_softmax",
+]
 
 
 def logistic(x: ArrayLike) -> jax.Array:
