@@ -71,4 +71,4 @@ _declare("swish", layer_name="Swish",
 _declare("softplus", layer_name="Softplus")
 _declare("gelu", layer_name="Gelu", check_settings=({}, {"approximate": True}))
 _declare("softmax", layer_name="Softmax", elementwise=False)
-_declare("log_softmax", layer_name="LogSoftmax", elementwise=False)
+_declare("log_softmax", layer_name="LogSoftmax", elementwise=False, check_settings=({}, {"axis": 0}))

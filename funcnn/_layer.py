@@ -50,7 +50,39 @@ ApplyFn = Callable[..., tuple[Any, Any]]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Layer:
-    """An ``(init, apply)`` pair of pure functions plus descriptive metadata."""
+    """An ``(init, apply)`` pair of pure functions plus descriptive metadata.
+
+    Build your own layer by giving the two functions and, where they apply, the metadata
+    that diagnostics, summaries and the rule switch read::
+
+        def init(key, in_shape):
+            return in_shape, {"scale": jnp.ones(in_shape[-1])}, ()
+
+        def apply(params, state, x, *, key=None, train=False):
+            return x * params["scale"], state
+
+        layer = Layer(init, apply, name="Scale()")
+
+    Attributes:
+      init: ``(key, in_shape) -> (out_shape, params, state)``; ``in_shape`` includes the batch
+        axis; ``params`` and ``state`` are plain pytrees (``()`` when empty).
+      apply: ``(params, state, x, *, key=None, train=False) -> (y, new_state)``; pure.
+      name: what tables and errors show, e.g. ``"Dense(64)"``.
+      kind: one of :data:`KINDS`. Diagnostics read it: ``"dense"``/``"conv"`` layers are the
+        weighted layers of :func:`funcnn.error_terms` (params ``{"w", "b"}``), and
+        ``"activation"`` layers (with ``activation`` set) are the rows of
+        :func:`funcnn.activation_stats`; ``"other"`` layers are applied but not reported.
+      rule: ``"hand"`` or ``"autodiff"`` when the layer runs a hand-ruled op (or a
+        :class:`funcnn.Choice` between them), else ``None``. A layer that sets ``rule`` must
+        give ``rebuild`` too, or ``with_rule`` to another rule is an error.
+      activation: for ``kind="activation"``, the registered activation's name (or a Choice of
+        names); diagnostics look its dead and saturated regions up in :mod:`funcnn.registry`.
+      config: the constructor's settings (for summaries and ``repr``).
+      children: the sub-layers of a combinator, in order (diagnostics walk them).
+      rebuild: ``rule -> Layer``, the same layer under another rule; ``None`` for rule-free layers.
+      macs: ``(in_shape, out_shape) -> int``, multiply-accumulates of one forward pass over the
+        batch, or ``None`` when the layer does none.
+    """
 
     init: InitFn
     apply: ApplyFn
@@ -72,11 +104,18 @@ class Layer:
         """The same layer (and sub-layers) with every hand-ruled op under ``rule``.
 
         ``rule="hand"`` uses the hand-written ``custom_vjp`` rules, ``rule="autodiff"`` the
-        autodiff twins from :mod:`funcnn.reference`. Layers without a rule are unchanged.
+        autodiff twins from :mod:`funcnn.reference`. Layers without a rule are unchanged; a
+        layer that carries a rule but has no ``rebuild`` raises ValueError (it cannot switch).
         """
         check_rule(f"{self.name}.with_rule", rule)
         if self.rebuild is None:
-            return self
+            if self.rule is None or self.rule == rule:
+                return self
+            raise ValueError(
+                f"{self.name}.with_rule: this layer carries rule={self.rule!r} but has no rebuild, so it "
+                f"cannot switch to rule={rule!r}; give the Layer rebuild=lambda rule: <the same layer under "
+                f"that rule>, or build it with rule={rule!r} directly"
+            )
         return self.rebuild(rule)
 
     def __repr__(self) -> str:

@@ -22,8 +22,18 @@ Finite differences are only meaningful in float64 (``jax.config.update("jax_enab
 True)``, which ``python -m funcnn.gradcheck`` does); points must avoid kinks and ties, which
 the registered :data:`CASES` do by construction.
 
-``python -m funcnn.gradcheck [--op NAME] [--quick]`` runs every registered case, prints one
-table row per case and a summary line, and exits 1 if any case fails.
+``python -m funcnn.gradcheck [--import MODULE] [--op NAME] [--quick]`` runs every registered
+case, prints one table row per case and a summary line, and exits 1 if any case fails.
+
+User ops are checked like the built-ins. An activation registered with
+:func:`funcnn.define_activation` gets its rows from the registry: one point per settings
+variant that covers the central range, a wide range of both signs and both sides of every
+declared kink. Any other op joins with :func:`register_case`. ``--import MODULE`` imports the
+user's module (a module name importable from the current directory, or a ``.py`` path)
+before the cases are built, so ``python -m funcnn.gradcheck --import my_ops --op mish``
+checks ``mish``. A wrong rule, a backward of the wrong shape or dtype, or an exception is a
+failing row with a one-line reason that names the input, the worst entry and the hand, twin
+and finite-difference values there.
 
 The package: :mod:`~funcnn.gradcheck.engine` (:func:`check`, :func:`check_case`,
 :func:`run`), :mod:`~funcnn.gradcheck.cases` (the registry, :data:`CASES`) and
@@ -33,7 +43,9 @@ The package: :mod:`~funcnn.gradcheck.engine` (:func:`check`, :func:`check_case`,
 from __future__ import annotations
 
 from funcnn.gradcheck.cases import CASES
-from funcnn.gradcheck.engine import OP_MODULES, Case, GradcheckReport, InputError, check, check_case, run
+from funcnn.gradcheck.engine import (
+    OP_MODULES, Case, GradcheckReport, InputError, all_cases, check, check_case, register_case, run,
+)
 from funcnn.gradcheck.report import format_table, main
 
 __all__ = [
@@ -42,9 +54,11 @@ __all__ = [
     "Case",
     "GradcheckReport",
     "InputError",
+    "all_cases",
     "check",
     "check_case",
     "format_table",
     "main",
+    "register_case",
     "run",
 ]

@@ -20,7 +20,7 @@ import numpy as np
 
 from funcnn.gradcheck.engine import Case
 
-__all__ = ["CASES"]
+__all__ = ["CASES", "activation_cases", "activation_point", "op_cases"]
 
 
 def _f(dtype: Any, a: np.ndarray) -> jax.Array:
@@ -57,32 +57,68 @@ def _act_param(shape: tuple[int, ...], pshape: tuple[int, ...], kinks: Sequence[
     return make
 
 
-def _activation_cases() -> list[Case]:
-    c = [
-        Case("logistic", "activations", _act(), quick=True),
-        Case("tanh", "activations", _act()),
-        Case("hard_logistic", "activations", _act(kinks=(-2.0, 2.0), scale=4.0)),
-        Case("hard_tanh", "activations", _act(kinks=(-1.0, 1.0))),
-        Case("relu", "activations", _act(kinks=(0.0,)), quick=True),
+#: Where the sampled point of an activation lies: entries in the central range, a wide
+#: range of both signs, and both sides of every kink (never closer than ``KINK_MARGIN``).
+CENTRAL, WIDE, KINK_SIDE, KINK_MARGIN = 3.0, (3.0, 20.0), (0.02, 0.5), 0.02
+
+
+def activation_point(kinks: Sequence[float] = (), params: Sequence[Any] = (), per_channel: bool = False,
+                     width: int = 8):
+    """``make_args`` for an activation: one point that covers every region of its input.
+
+    ``x`` has shape ``(rows, width)`` and holds 16 entries uniform on ``[-3, 3]``, 8 of
+    magnitude 3 to 20 (4 of each sign), 4 on each side of every kink (0.02 to 0.5 away) and
+    standard-normal fill; no entry lies within 0.02 of a kink. Each learnable param is drawn
+    uniformly from its ``check_range``, a scalar or (``per_channel``) one value per column.
+    """
+    kinks = tuple(kinks)
+
+    def make(rng: np.random.Generator, dtype: Any) -> tuple[Any, ...]:
+        signs = np.array([-1.0] * 4 + [1.0] * 4)
+        parts = [rng.uniform(-CENTRAL, CENTRAL, 16), signs * rng.uniform(*WIDE, 8)]
+        for k in kinks:
+            parts.append(k + signs * rng.uniform(*KINK_SIDE, 8))
+        x = np.concatenate(parts)
+        rows = -(-x.size // width)
+        x = np.concatenate([x, rng.standard_normal(rows * width - x.size)])
+        rng.shuffle(x)
+        x = _away(x, kinks, KINK_MARGIN).reshape(rows, width)
+        ps = [rng.uniform(*p.check_range, (width,) if per_channel and p.per_channel else ()) for p in params]
+        return (_f(dtype, x), *(_f(dtype, v) for v in ps))
+
+    return make
+
+
+#: Built-in activations in the ``--quick`` subset (about one per family).
+_QUICK_ACTIVATIONS = ("logistic", "relu", "softmax")
+
+
+def activation_cases(names: Sequence[str] | None = None) -> list[Case]:
+    """One case per registered activation and each of its ``check_settings`` (plus one with
+    per-channel params where it has them), read from :mod:`funcnn.registry` when called, so
+    a user's activation is checked exactly like the built-ins."""
+    from funcnn import registry
+
+    cases = []
+    for name in registry.activation_names() if names is None else names:
+        op = registry.get_activation(name, fn="gradcheck")
+        module = "activations" if op.builtin else "user"
+        variants = [False] + ([True] if any(p.per_channel for p in op.params) else [])
+        for j, settings in enumerate(op.check_settings):
+            for per_channel in variants:
+                quick = j == 0 and not per_channel and (op.name in _QUICK_ACTIVATIONS or not op.builtin)
+                cases.append(Case(op.name, module, activation_point(op.kinks, op.params, per_channel), settings,
+                                  quick=quick, hand=op.hand, reference=op.reference))
+    return cases
+
+
+def _extra_activation_cases() -> list[Case]:
+    """Shapes the registry's sampled points do not reach: rank 3, and broadcast params."""
+    return [
         Case("relu", "activations", _act((2, 3, 4), kinks=(0.0,))),
-        Case("leaky_relu", "activations", _act(kinks=(0.0,))),
-        Case("leaky_relu", "activations", _act(kinks=(0.0,)), {"negative_slope": 0.2}),
-        Case("prelu", "activations", _act_param((4, 5), (), (0.0,), 0.1, 0.5)),
-        Case("prelu", "activations", _act_param((2, 3, 5), (5,), (0.0,), 0.1, 0.5)),
-        Case("elu", "activations", _act(kinks=(0.0,))),
-        Case("elu", "activations", _act(kinks=(0.0,)), {"alpha": 0.5}),
-        Case("swish", "activations", _act()),
-        Case("swish", "activations", _act_param((4, 5), (), (), 0.5, 2.0)),
         Case("swish", "activations", _act_param((2, 3, 5), (5,), (), 0.5, 2.0)),
-        Case("softplus", "activations", _act()),
-        Case("gelu", "activations", _act()),
-        Case("gelu", "activations", _act(), {"approximate": True}),
-        Case("softmax", "activations", _act(), quick=True),
         Case("softmax", "activations", _act((3, 4, 5)), {"axis": 1}),
-        Case("log_softmax", "activations", _act()),
-        Case("log_softmax", "activations", _act((4, 5)), {"axis": 0}),
     ]
-    return c
 
 
 def _dense_args(x_shape: tuple[int, ...], d_out: int, bias: bool = True):
@@ -351,10 +387,15 @@ def _norm_cases() -> list[Case]:
     ]
 
 
-#: Every registered case: all ops, over a representative grid of shapes and settings.
-CASES: tuple[Case, ...] = tuple(
-    _activation_cases() + _dense_cases() + _conv_cases() + _pool_cases() + _loss_cases()
-    + _norm_cases()
-)
+def op_cases() -> list[Case]:
+    """The cases of every built-in op that is not a registered activation."""
+    return (_extra_activation_cases() + _dense_cases() + _conv_cases() + _pool_cases() + _loss_cases()
+            + _norm_cases())
+
+
+#: Every case at import: the registry's activations (those registered by then) and the other
+#: built-in ops. :func:`funcnn.gradcheck.all_cases` reads the registry anew and adds the
+#: user's registered cases.
+CASES: tuple[Case, ...] = tuple(activation_cases() + op_cases())
 
 

@@ -19,7 +19,10 @@ import jax.test_util
 import numpy as np
 
 
-__all__ = ["OP_MODULES", "Case", "GradcheckReport", "InputError", "check", "check_case", "run"]
+__all__ = [
+    "OP_MODULES", "Case", "GradcheckReport", "InputError", "all_cases", "check", "check_case",
+    "register_case", "run",
+]
 
 #: Op modules with hand-written rules; each has a twin ``funcnn.reference.<module>``.
 OP_MODULES = ("activations", "linear", "conv", "pooling", "losses", "normalization")
@@ -48,12 +51,31 @@ class InputError:
       max_rel_err: ``max_abs_err / max |autodiff|`` (``nan`` when there is no twin).
       fd_rel_err: relative error of the directional finite-difference check,
         ``|<t, hand vjp> - <fd jvp, u>| / max(|<t, hand vjp>|, |<fd jvp, u>|)``.
+      worst_index: where hand and twin differ most (``None`` when they agree within
+        tolerance or there is no twin); the fields below describe that entry.
+      input_value: the input's value there.
+      hand_value, twin_value: the two cotangents there.
+      fd_value: the central finite difference of ``<u, f>`` along that one entry.
     """
 
     name: str
     max_abs_err: float
     max_rel_err: float
     fd_rel_err: float
+    worst_index: tuple[int, ...] | None = None
+    input_value: float = float("nan")
+    hand_value: float = float("nan")
+    twin_value: float = float("nan")
+    fd_value: float = float("nan")
+
+    @property
+    def worst(self) -> str:
+        """``x[2, 3] = -1.5: hand 0, twin 0.31, fd 0.31`` (``""`` without a worst entry)."""
+        if self.worst_index is None:
+            return ""
+        idx = ", ".join(str(i) for i in self.worst_index)
+        return (f"{self.name}[{idx}] = {self.input_value:.4g}: hand {self.hand_value:.4g}, "
+                f"twin {self.twin_value:.4g}, fd {self.fd_value:.4g}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +108,21 @@ class GradcheckReport:
     algorithm: str = ""
 
     @property
+    def reason(self) -> str:
+        """Why the row failed, in one line (``""`` when it passed)."""
+        if self.passed:
+            return ""
+        if self.error:
+            return self.error
+        worst = [e.worst for e in self.inputs if e.worst]
+        if worst:
+            return "; ".join(worst)
+        if not self.fd_passed:
+            bad = [f"{e.name}: directional fd rel err {e.fd_rel_err:.1e}" for e in self.inputs]
+            return "; ".join(bad) + (f" | {self.fd_message}" if self.fd_message else "")
+        return f"forward differs from the twin by {self.forward_abs_err:.3g}"
+
+    @property
     def max_abs_err(self) -> float:
         """Largest ``max_abs_err`` over the inputs (``nan`` if none)."""
         return _nanmax([e.max_abs_err for e in self.inputs])
@@ -114,6 +151,11 @@ def _nanmax(values: Sequence[float]) -> float:
 def _resolve(op: Any) -> tuple[str, Callable[..., Any], Callable[..., Any] | None]:
     """``op`` -> (name, hand function, twin or None)."""
     if isinstance(op, str):
+        from funcnn import registry
+
+        if registry.is_registered(op):
+            entry = registry.get_activation(op)
+            return op, entry.hand, entry.reference
         for mod in OP_MODULES:
             try:
                 hand_mod = importlib.import_module(f"funcnn.{mod}")
@@ -123,7 +165,7 @@ def _resolve(op: Any) -> tuple[str, Callable[..., Any], Callable[..., Any] | Non
                 ref_mod = importlib.import_module(f"funcnn.reference.{mod}")
                 return op, getattr(hand_mod, op), getattr(ref_mod, op)
         raise ValueError(
-            f"gradcheck.check: unknown op {op!r}; expected the name of an op in "
+            f"gradcheck.check: unknown op {op!r}; expected a registered activation, the name of an op in "
             f"funcnn.{{{', '.join(OP_MODULES)}}}, or a (hand, reference) pair of functions"
         )
     if isinstance(op, tuple) and len(op) == 2 and all(callable(f) for f in op):
@@ -194,6 +236,32 @@ def _tree_vdot(a: Any, b: Any) -> float:
 
 def _max_abs(a: Any) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64)), initial=0.0))
+
+
+def _worst_entry(
+    f: Callable[..., Any], diff: tuple[Any, ...], k: int, a: Any, r: Any, u: Any, eps: float
+) -> dict[str, Any]:
+    """The entry of input ``k`` where hand (``a``) and twin (``r``) differ most, with the
+    input's value, both cotangents and the central finite difference of ``<u, f>`` there."""
+    err = np.abs(np.subtract(a, r, dtype=np.float64))
+    if err.size == 0:
+        return {}
+    flat = int(np.nanargmax(np.where(np.isnan(err), np.inf, err)))
+    idx = tuple(int(i) for i in np.unravel_index(flat, err.shape))
+    d = np.array(diff[k])
+    e = np.zeros_like(d)
+    e[idx] = eps
+    plus = diff[:k] + (jnp.asarray(d + e, d.dtype),) + diff[k + 1 :]
+    minus = diff[:k] + (jnp.asarray(d - e, d.dtype),) + diff[k + 1 :]
+    f_plus, f_minus = jax.device_get((f(*plus), f(*minus)))
+    fd = (_tree_vdot(f_plus, u) - _tree_vdot(f_minus, u)) / (2 * eps)
+    return {
+        "worst_index": idx,
+        "input_value": float(d[idx]),
+        "hand_value": float(np.asarray(a, np.float64)[idx]),
+        "twin_value": float(np.asarray(r, np.float64)[idx]),
+        "fd_value": float(fd),
+    }
 
 
 def check(
@@ -296,6 +364,7 @@ def check(
 
     # 1. hand rule vs the autodiff twin, same random cotangent.
     forward_abs_err = float("nan")
+    worst: dict[int, dict[str, Any]] = {}
     abs_errs = [float("nan")] * len(argnums)
     rel_errs = [float("nan")] * len(argnums)
     autodiff_passed = True
@@ -318,6 +387,7 @@ def check(
             rel_errs[k] = abs_errs[k] / max(scale, _TINY) if abs_errs[k] > 0 else 0.0
             if not rel_errs[k] <= rtol:
                 autodiff_passed = False
+                worst[k] = _worst_entry(f_jit, diff_args, k, a, r, u_np, eps)
 
     # 2. hand rule vs central finite differences, one random direction per input.
     fd_errs = []
@@ -340,7 +410,7 @@ def check(
         fd_message = _first_lines(str(exc))
 
     inputs = tuple(
-        InputError(arg_names[i], abs_errs[k], rel_errs[k], fd_errs[k])
+        InputError(arg_names[i], abs_errs[k], rel_errs[k], fd_errs[k], **worst.get(k, {}))
         for k, i in enumerate(argnums)
     )
     return GradcheckReport(
@@ -374,6 +444,9 @@ class Case:
       algorithm: ``(args, kwargs) -> str``, the algorithm the op runs at this point (for the
         report's ``algorithm``), or ``None``.
       quick: part of the ``--quick`` subset.
+      hand, reference: the functions to check (a registered activation's ``op.hand`` and
+        ``op.reference``, or a user's pair); ``None`` looks ``op`` up in ``funcnn.<module>`` and
+        ``funcnn.reference.<module>``.
     """
 
     op: str
@@ -384,6 +457,41 @@ class Case:
     config: str | None = None
     quick: bool = False
     algorithm: Callable[[tuple[Any, ...], Mapping[str, Any]], str] | None = None
+    hand: Callable[..., Any] | None = None
+    reference: Callable[..., Any] | None = None
+
+    def functions(self) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+        """(hand, twin) of this case."""
+        if self.hand is not None:
+            return self.hand, self.reference
+        hand_mod = importlib.import_module(f"funcnn.{self.module}")
+        ref_mod = importlib.import_module(f"funcnn.reference.{self.module}")
+        return getattr(hand_mod, self.op), getattr(ref_mod, self.op)
+
+
+_USER_CASES: list[Case] = []
+
+
+def register_case(case: Case) -> Case:
+    """Add a user's case to every :func:`run` (and ``python -m funcnn.gradcheck --import``).
+
+    Registered activations need none: their cases come from the registry. Use this for any
+    other op with a hand rule: ``Case("my_op", "my_module", make_args, hand=my_op,
+    reference=my_op_ref)``, ``make_args(rng, dtype) -> args`` drawing a point away from kinks.
+    """
+    if not isinstance(case, Case):
+        raise TypeError(f"register_case: expected a funcnn.gradcheck.Case, got {type(case).__name__}")
+    if case.hand is None:
+        raise ValueError(f"register_case: case {case.op!r} needs hand= (and reference=) functions")
+    _USER_CASES.append(case)
+    return case
+
+
+def all_cases() -> list[Case]:
+    """Every case now: the registry's activations, the other built-in ops, the user's cases."""
+    from funcnn.gradcheck.cases import activation_cases, op_cases
+
+    return activation_cases() + op_cases() + list(_USER_CASES)
 
 
 
@@ -398,18 +506,21 @@ def check_case(case: Case, *, seed: int = 0, dtype: Any = None) -> GradcheckRepo
     try:
         rng = np.random.default_rng(seed)
         args = case.make_args(rng, dtype)
-        hand_mod = importlib.import_module(f"funcnn.{case.module}")
-        ref_mod = importlib.import_module(f"funcnn.reference.{case.module}")
-        pair = (getattr(hand_mod, case.op), getattr(ref_mod, case.op))
+        pair = case.functions()
+        if config is None:
+            floats = tuple(i for i, a in enumerate(args) if _is_float_array(a))
+            config = _describe(args, _arg_names(pair[0], len(args)), case.kwargs,
+                               case.argnums if case.argnums is not None else floats)
         algorithm = "" if case.algorithm is None else case.algorithm(args, case.kwargs)
         report = check(
             pair, args, kwargs=case.kwargs, argnums=case.argnums, config=config, seed=seed
         )
         return dataclasses.replace(report, op=case.op, algorithm=algorithm)
-    except Exception as exc:  # a missing op, a crash: report it as a failure, keep going
+    except Exception as exc:  # a missing op, a wrong-shaped backward, a crash: a failing row
         if config is None:
             config = " ".join(f"{k}={v!r}" for k, v in case.kwargs.items())
-        last = traceback.extract_tb(exc.__traceback__)[-1]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/jax/" not in f.filename]
+        last = (frames or traceback.extract_tb(exc.__traceback__))[-1]
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
         return GradcheckReport(
             op=case.op,
@@ -420,7 +531,7 @@ def check_case(case: Case, *, seed: int = 0, dtype: Any = None) -> GradcheckRepo
             fd_passed=False,
             fd_message="",
             passed=False,
-            error=f"{type(exc).__name__}: {exc}{where}",
+            error=f"{type(exc).__name__}: {_first_lines(str(exc), 1)}{where}",
         )
 
 
@@ -433,7 +544,7 @@ def run(
     dtype: Any = None,
     callback: Callable[[GradcheckReport], None] | None = None,
 ) -> list[GradcheckReport]:
-    """Check many cases (default :data:`funcnn.gradcheck.cases.CASES`).
+    """Check many cases (default :func:`all_cases`: every registered case, user ops included).
 
     Args:
       cases: the cases to run (default: every registered case).
@@ -448,7 +559,7 @@ def run(
       One :class:`GradcheckReport` per case, in order.
     """
     if cases is None:
-        from funcnn.gradcheck.cases import CASES as cases  # the registry imports Case from here
+        cases = all_cases()
     cases = list(cases)
     if op is not None:
         names = {op} if isinstance(op, str) else set(op)
