@@ -45,6 +45,7 @@ from funcnn import registry as _registry
 __all__ = [
     "DISTRIBUTIONS",
     "GAIN_NAMES",
+    "INITIALIZER_NAMES",
     "Initializer",
     "MODES",
     "constant",
@@ -58,6 +59,8 @@ __all__ = [
     "lecun_uniform",
     "normal",
     "orthogonal",
+    "register_initializer",
+    "resolve",
     "uniform",
     "variance_scaling",
     "zeros",
@@ -399,6 +402,95 @@ def orthogonal(gain: float = 1.0) -> Initializer:
         return (q * jnp.asarray(g, work)).reshape(s).astype(dt)
 
     return init
+
+
+# ---------------------------------------------------------------------------------------
+# initializers by name: a layer's w_init may be a name or a Choice of names
+# ---------------------------------------------------------------------------------------
+
+_NAMED: dict[str, Callable[[], Initializer]] = {}
+
+
+class _InitNames(Sequence):
+    """A live, read-only view of the initializer names."""
+
+    def __getitem__(self, i: Any) -> Any:
+        return tuple(_NAMED)[i]
+
+    def __len__(self) -> int:
+        return len(_NAMED)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _NAMED
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(_NAMED) == tuple(other) if isinstance(other, (tuple, list, _InitNames)) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(tuple(_NAMED))
+
+
+#: The names a layer's initializer argument accepts (alone or as :class:`funcnn.Choice`
+#: options): the factories of this module that need no argument, with their defaults, and the
+#: user's :func:`register_initializer` names. A live view.
+INITIALIZER_NAMES = _InitNames()
+
+
+def register_initializer(name: str, factory: Callable[[], Initializer]) -> None:
+    """Make ``name`` an initializer name: ``Dense(64, w_init=name)``, a ``Choice`` option, an
+    ``init`` grid choice. ``factory()`` returns the initializer ``(key, shape, dtype) -> array``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register_initializer: name must be a Python identifier, got {name!r}")
+    if name in _NAMED:
+        raise ValueError(f"register_initializer: the initializer name {name!r} is taken")
+    if not callable(factory):
+        raise TypeError(f"register_initializer: factory must be a function () -> initializer, got {factory!r}")
+    _NAMED[name] = factory
+
+
+def resolve(spec: Any, default: Callable[[], Initializer], *, fn: str, arg: str) -> Initializer:
+    """The initializer ``spec`` stands for: a function as is, a name of :data:`INITIALIZER_NAMES`
+    (the factory's defaults), a :class:`funcnn.Choice` among names (each member's params drawn
+    by its own pick: every option is drawn and the pick selected, a gather when the index is
+    traced), or ``None`` for ``default()``."""
+    from funcnn.choice import Choice
+
+    if spec is None:
+        return default()
+    if isinstance(spec, Choice):
+        bad = [o for o in spec.options if o not in _NAMED]
+        if bad:
+            raise ValueError(f"{fn}: {arg} {spec!r} has unknown initializer {bad[0]!r}; expected names among "
+                             + ", ".join(_NAMED))
+        inits = [_NAMED[o]() for o in spec.options]
+
+        def chosen(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
+            if spec.concrete:
+                return inits[spec.index](key, shape, dtype)
+            return spec.pick([f(key, shape, dtype) for f in inits])
+
+        chosen.__name__ = f"choice({spec.label})"
+        return chosen
+    if isinstance(spec, str):
+        if spec not in _NAMED:
+            raise ValueError(f"{fn}: {arg} {spec!r} is not an initializer name; expected one of " + ", ".join(_NAMED)
+                             + " (or a function (key, shape, dtype) -> array)")
+        return _NAMED[spec]()
+    if not callable(spec):
+        raise TypeError(
+            f"{fn}: {arg} must be an initializer (key, shape, dtype) -> array, an initializer name or a "
+            f"Choice of names, got {spec!r}"
+        )
+    return spec
+
+
+for _name in ("zeros", "normal", "uniform", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+              "lecun_normal", "lecun_uniform", "orthogonal"):
+    _NAMED[_name] = globals()[_name]
+del _name
 
 
 # ---------------------------------------------------------------------------------------

@@ -197,13 +197,6 @@ def _check_key(name: str, key: Any) -> None:
         raise ValueError(f"{name}: init needs a PRNG key (e.g. jax.random.key(0)) to draw its params")
 
 
-def _check_init_fn(name: str, arg: str, fn: Any) -> None:
-    if not callable(fn):
-        raise TypeError(
-            f"{name}: {arg} must be an initializer (key, shape, dtype) -> array, got {fn!r}"
-        )
-
-
 def _batch(n: int) -> int:
     """Batch size for MAC counts: an unknown batch (-1) counts one example."""
     return 1 if n < 0 else n
@@ -230,8 +223,11 @@ def Dense(
 
     Args:
         out: number of output features ``D_out``.
-        w_init: initializer for ``w`` of shape ``(D_in, D_out)``; default LeCun-normal.
-        b_init: initializer for ``b`` of shape ``(D_out,)``; default zeros.
+        w_init: initializer for ``w`` of shape ``(D_in, D_out)``: a function
+            ``(key, shape, dtype) -> array``, a name of :data:`funcnn.initializers.INITIALIZER_NAMES`
+            (``"he_normal"``) or a :class:`funcnn.Choice` among names (a grid choice: each
+            member's weights drawn by its own pick); default LeCun-normal.
+        b_init: initializer for ``b`` of shape ``(D_out,)``, in the same forms; default zeros.
         rule: ``"hand"`` or ``"autodiff"``.
         dtype: dtype of the params.
         precision: lax's ``precision`` for the product and its backward products
@@ -245,10 +241,9 @@ def Dense(
     out = int(out)
     check_rule(name, rule)
     precision = check_precision(name, precision)
-    w_init = _inits.lecun_normal() if w_init is None else w_init
-    b_init = _inits.zeros() if b_init is None else b_init
-    _check_init_fn(name, "w_init", w_init)
-    _check_init_fn(name, "b_init", b_init)
+    w_spec, b_spec = w_init, b_init
+    w_init = _inits.resolve(w_spec, _inits.lecun_normal, fn=name, arg="w_init")
+    b_init = _inits.resolve(b_spec, _inits.zeros, fn=name, arg="b_init")
     dense = _op(_DENSE, rule, "dense")
 
     def init(key, in_shape):
@@ -279,7 +274,7 @@ def Dense(
         rule=rule,
         config={"out": out, "w_init": w_init, "b_init": b_init, "dtype": jnp.dtype(dtype).name,
                 "precision": precision},
-        rebuild=lambda r: Dense(out, w_init, b_init, r, dtype=dtype, precision=precision),
+        rebuild=lambda r: Dense(out, w_spec, b_spec, r, dtype=dtype, precision=precision),
         macs=macs,
     )
 
@@ -333,10 +328,9 @@ def _conv_layer(
     check_rule(name, rule)
     precision = check_precision(name, precision)
     op_settings = {} if algorithm is None else {"algorithm": _check_algorithm(name, algorithm, rule, _CONV_ALGORITHMS)}
-    w_init = _inits.lecun_normal() if w_init is None else w_init
-    b_init = _inits.zeros() if b_init is None else b_init
-    _check_init_fn(name, "w_init", w_init)
-    _check_init_fn(name, "b_init", b_init)
+    w_spec, b_spec = w_init, b_init
+    w_init = _inits.resolve(w_spec, _inits.lecun_normal, fn=name, arg="w_init")
+    b_init = _inits.resolve(b_spec, _inits.zeros, fn=name, arg="b_init")
     conv = _op(_CONV, rule, f"conv{nd}d")
     layout = _LAYOUT[nd]
 
@@ -397,7 +391,7 @@ def _conv_layer(
             **({} if algorithm is None else {"algorithm": algorithm}),
         },
         rebuild=lambda r: _conv_layer(
-            nd, out_channels, kernel, stride, padding, dilation, w_init, b_init, r, dtype, precision, algorithm
+            nd, out_channels, kernel, stride, padding, dilation, w_spec, b_spec, r, dtype, precision, algorithm
         ),
         macs=macs,
     )
@@ -422,7 +416,8 @@ def Conv1D(
     Shapes: ``(N, W, C_in) -> (N, W', C_out)``, kernel ``w`` of shape ``(K, C_in, C_out)``,
     ``W' = floor((W + pad_lo + pad_hi - (dilation*(K-1)+1)) / stride) + 1``.
     ``padding``: ``"VALID"``, ``"SAME"``, an int, or one ``(lo, hi)`` pair in a sequence.
-    Default ``w_init`` LeCun-normal (fan_in = K * C_in), ``b_init`` zeros.
+    Default ``w_init`` LeCun-normal (fan_in = K * C_in), ``b_init`` zeros; either may be an
+    initializer, an initializer name or a :class:`funcnn.Choice` of names (as for :func:`Dense`).
     MACs: ``N * W' * K * C_in * C_out``. ``precision``: lax's, for every convolution and dot
     of the forward and backward (see :func:`funcnn.conv2d`). ``algorithm``: as
     :func:`Conv2D`.
@@ -450,7 +445,8 @@ def Conv2D(
 
     Shapes: ``(N, H, W, C_in) -> (N, H', W', C_out)``, kernel ``w`` of shape
     ``(KH, KW, C_in, C_out)``; each output size as for :func:`Conv1D`.
-    Default ``w_init`` LeCun-normal (fan_in = KH * KW * C_in), ``b_init`` zeros.
+    Default ``w_init`` LeCun-normal (fan_in = KH * KW * C_in), ``b_init`` zeros; either may be an
+    initializer, an initializer name or a :class:`funcnn.Choice` of names (as for :func:`Dense`).
     MACs: ``N * H' * W' * KH * KW * C_in * C_out``. ``precision``: lax's, for every
     convolution and dot of the forward and backward (see :func:`funcnn.conv2d`).
     ``algorithm``: ``None`` (the op's default: ``"auto"`` for the hand rule, ``"plain"``
@@ -857,10 +853,13 @@ def PReLU(init: float | Callable[..., jax.Array] = 0.25, rule: str = "hand", *,
     shown: dict[str, Any] = {}
     if rule != "hand":
         shown["rule"] = rule
-    init_value = init
     name = f"PReLU({_fmt([init] if not callable(init) else [], shown)})"
-    if not callable(init) and (isinstance(init, bool) or not isinstance(init, _SETTING_TYPES)):
-        raise TypeError(f"{name}: init must be a number or an initializer, got {init!r}")
+    if isinstance(init, (str, Choice)):
+        init_value = _inits.resolve(init, _inits.zeros, fn=name, arg="init")
+    elif not callable(init) and (isinstance(init, bool) or not isinstance(init, _SETTING_TYPES)):
+        raise TypeError(f"{name}: init must be a number, an initializer or an initializer name, got {init!r}")
+    else:
+        init_value = init
     check_rule(name, rule)
     prelu = _activation_fn(_registry.get_activation("prelu"), rule)
 
