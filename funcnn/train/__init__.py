@@ -30,7 +30,7 @@ from funcnn.train.loop import FitResult, History, TrainSpec, fit
 from funcnn.train.options import TrainOptions
 from funcnn.train.cli import ExperimentConfig, open_run, parse_config
 from funcnn.train.plots import band, plot_bands, plot_bars, plot_lines
-from funcnn.train.runs import RunDir, first_reach, library_versions, markdown_table, save_figure, summarize
+from funcnn.train.runs import RunDir, RunInUseError, first_reach, library_versions, markdown_table, save_figure, summarize
 from funcnn.train.timing import time_interleaved
 from funcnn.train.step import (
     LOSS_NAMES,
@@ -56,6 +56,7 @@ __all__ = [
     "LOSS_NAMES",
     "MemberResult",
     "RunDir",
+    "RunInUseError",
     "STEP_METRICS",
     "TrainOptions",
     "TrainSpec",

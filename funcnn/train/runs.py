@@ -117,6 +117,57 @@ def library_versions() -> dict[str, str]:
 # --------------------------------------------------------------------------- run directory
 
 
+class RunInUseError(RuntimeError):
+    """Another process is writing the run directory (its lock is held)."""
+
+
+# Run directories this process holds the lock of: path -> [file object, holders].
+_HELD: dict[str, list[Any]] = {}
+
+
+def _lock_run(path: Path) -> str | None:
+    """Take the advisory lock of run directory ``path`` (a ``.<name>.lock`` file beside it,
+    ``fcntl.flock``, released by the OS when the process ends, even on SIGKILL). Raises
+    :class:`RunInUseError` naming the holder's pid when another process holds it. Returns the
+    key to release, or ``None`` where file locks are not available."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return None
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    lock = path.parent / f".{path.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise RunInUseError(
+            f"RunDir: run directory {str(path)!r} is in use by another process (pid {holder}); "
+            f"wait for it to finish, or choose another run name"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    _HELD[key] = [f, 1]
+    return key
+
+
+def _unlock_run(key: str | None) -> None:
+    if key is None or key not in _HELD:
+        return
+    _HELD[key][1] -= 1
+    if _HELD[key][1] == 0:
+        f, _ = _HELD.pop(key)
+        f.close()  # closing the file releases the lock
+
+
 class RunDir:
     """The directory of one run: ``<out_dir>/<experiment>/<run_name>/``.
 
@@ -127,8 +178,13 @@ class RunDir:
       overwrite: delete an existing non-empty run directory first.
       resume: reuse an existing run directory (keeps metrics.jsonl and checkpoints).
 
+    While it is open, the run directory is locked against other processes (a second writer
+    gets :class:`RunInUseError` naming the holder's pid, before anything is written or
+    deleted); the lock goes with :meth:`close` or the process.
+
     Raises:
       FileExistsError: the directory exists, is not empty, and neither flag is set.
+      RunInUseError: another process holds the run directory.
     """
 
     def __init__(
@@ -148,6 +204,15 @@ class RunDir:
         run_name = run_name or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.path = Path(out_dir) / experiment / run_name
         self.experiment, self.run_name = experiment, run_name
+        self._lock = _lock_run(self.path)
+        try:
+            self._open(overwrite, resume)
+        except BaseException:
+            _unlock_run(self._lock)
+            self._lock = None
+            raise
+
+    def _open(self, overwrite: bool, resume: bool) -> None:
         if self.path.exists() and any(self.path.iterdir()):
             if overwrite:
                 shutil.rmtree(self.path)
@@ -163,6 +228,17 @@ class RunDir:
         self.compile_stats: Any = None  # a funcnn.train.compilation.CompileStats (open_run sets it)
         self.compile_cache: str | None = None
         self.stop_signal: int | None = None  # SIGTERM's number once one stopped the run
+
+    def close(self) -> None:
+        """Release the run directory's lock (also released when the process ends)."""
+        _unlock_run(self._lock)
+        self._lock = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def exit_code(self, interrupted: bool) -> int:
         """The script's exit status: 0, 130 after Ctrl-C, 143 (128 + 15) after SIGTERM."""
