@@ -276,6 +276,15 @@ def pool_geometry(fn: str, x, window, stride, padding: Padding, ndim: int) -> Po
     in_sizes = shape_of(x)[1:-1]
     pads = resolve_padding(fn, padding, in_sizes, win, strides)
     outs = output_sizes(fn, in_sizes, win, strides, pads, what="window")
+    for i, (n, k, s, (lo, hi), out) in enumerate(zip(in_sizes, win, strides, pads, outs)):
+        start = np.arange(out) * s  # window starts in padded coordinates
+        overlap = np.minimum(start + k, lo + n) - np.maximum(start, lo)
+        if np.any(overlap <= 0):
+            raise ValueError(
+                f"{fn}: padding {(lo, hi)} in spatial dim {i} leaves {int(np.sum(overlap <= 0))} window(s) "
+                f"entirely in the padding (window {k}, stride {s}, input {n}); such a window has no input "
+                f"to pool: use padding < window on each side (x.shape={tuple(shape_of(x))})"
+            )
     lift = 2 - ndim  # 1-D pools run as 2-D pools over a unit height
     return PoolGeometry(
         window=(1,) * lift + win,

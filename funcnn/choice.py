@@ -33,6 +33,10 @@ from jax import lax
 __all__ = ["Choice"]
 
 
+def _fmt_shapes(leaves: list[tuple[tuple[int, ...], str]]) -> str:
+    return ", ".join(f"{dt}{list(sh)}" for sh, dt in leaves) or "nothing"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Choice:
     """The pick ``options[index]`` among static ``options``; ``index`` may be traced.
@@ -95,6 +99,18 @@ class Choice:
             raise ValueError(f"Choice.switch: no branch for {missing}; branches: {sorted(branches)}")
         if self.concrete:
             return branches[self.value](*operands)
+        import jax
+
+        outs = {o: jax.eval_shape(branches[o], *operands) for o in self.options}
+        first = jax.tree_util.tree_structure(outs[self.options[0]])
+        shapes = {o: [(tuple(a.shape), str(a.dtype)) for a in jax.tree_util.tree_leaves(v)] for o, v in outs.items()}
+        ref = shapes[self.options[0]]
+        for o in self.options[1:]:
+            if jax.tree_util.tree_structure(outs[o]) != first or shapes[o] != ref:
+                raise ValueError(
+                    f"Choice.switch: the alternatives must return the same shapes and dtypes to be picked by "
+                    f"data; {self.options[0]!r} returns {_fmt_shapes(ref)} but {o!r} returns {_fmt_shapes(shapes[o])}"
+                )
         return lax.switch(self.index, [branches[o] for o in self.options], *operands)
 
     def pick(self, values: Sequence[Any]) -> Any:

@@ -197,6 +197,22 @@ def _check_key(name: str, key: Any) -> None:
         raise ValueError(f"{name}: init needs a PRNG key (e.g. jax.random.key(0)) to draw its params")
 
 
+def _warn_if_channels_first(name: str, shape: tuple[int, ...], layout: str) -> None:
+    """Warn when an input looks channels-first: funcnn is channels-last, and a (N, C, H, W)
+    batch would otherwise train silently as C x H images of W channels."""
+    first, last = shape[1], shape[-1]
+    if first <= 4 and all(d >= 2 * first for d in shape[2:]):
+        import warnings
+
+        perm = (0, *range(2, len(shape)), 1)
+        warnings.warn(
+            f"{name}: in_shape {shape} looks channels-first (axis 1 has {first} entries, the last axis {last}); "
+            f"funcnn is channels-last {layout}: if axis 1 holds the channels, use x.transpose{perm}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _batch(n: int) -> int:
     """Batch size for MAC counts: an unknown batch (-1) counts one example."""
     return 1 if n < 0 else n
@@ -341,6 +357,7 @@ def _conv_layer(
 
     def init(key, in_shape):
         shape = _check_in_shape(name, in_shape, (nd + 2,), layout)
+        _warn_if_channels_first(name, shape, layout)
         out_shape = out_shape_of(shape)
         _check_key(name, key)
         k_w, k_b = jax.random.split(key)

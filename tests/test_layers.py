@@ -629,8 +629,10 @@ def test_prelu_swish_errors():
         layer.apply(params, (), jnp.ones((2, 4), jnp.float32))
     with pytest.raises(ValueError, match=r"PReLU\(0\.25\): in_shape must be \(N, \.\.\., C\)"):
         layer.init(KEY, (3,))
-    with pytest.raises(TypeError, match=r"PReLU\(.*\): init must be a number or an initializer"):
+    with pytest.raises(ValueError, match=r"PReLU\(.*\): init 'x' is not an initializer name; expected one of zeros"):
         PReLU(init="x")
+    with pytest.raises(TypeError, match=r"PReLU\(.*\): init must be a number, an initializer or an initializer name"):
+        PReLU(init=[1])
     with pytest.raises(TypeError, match=r"learnable_beta must be a bool"):
         Swish(learnable_beta=1)
 
@@ -670,8 +672,10 @@ def test_dense_errors():
         Dense(3).init(KEY, (5,))
     with pytest.raises(ValueError, match=r"Dense: out must be a positive int, got 0"):
         Dense(0)
-    with pytest.raises(TypeError, match=r"Dense\(3\): w_init must be an initializer"):
+    with pytest.raises(ValueError, match=r"Dense\(3\): w_init 'he' is not an initializer name; expected one of"):
         Dense(3, w_init="he")
+    with pytest.raises(TypeError, match=r"Dense\(3\): w_init must be an initializer"):
+        Dense(3, w_init=3)
     with pytest.raises(ValueError, match=r"Dense\(3\): init needs a PRNG key"):
         Dense(3).init(None, (2, 4))
     with pytest.raises(TypeError, match=r"Dense\(3\): in_shape must be a tuple of ints, got 4"):

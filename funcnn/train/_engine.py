@@ -168,6 +168,36 @@ def check_data(fn: str, name: str, data: Any) -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(x), jnp.asarray(y)
 
 
+def check_labels(fn: str, name: str, y: Any, model: Any, in_shape: tuple[int, ...]) -> None:
+    """Integer labels must index the model's outputs: ``0 <= y < K`` for ``K`` outputs (``{0, 1}``
+    for one output). Checked on the host before training, so a bad label is a named error,
+    not a loss that became NaN at step 0."""
+    if not jnp.issubdtype(np.asarray(y).dtype if not hasattr(y, "dtype") else y.dtype, jnp.integer):
+        return
+    shapes: list[Any] = []
+
+    def trace() -> tuple:
+        shapes.append(tuple(model.init(jax.random.key(0), in_shape)[0]))
+        return ()
+
+    try:
+        jax.eval_shape(trace)
+    except Exception:  # noqa: BLE001 - the model's own errors are raised later, with their context
+        return
+    out = shapes[0][-1] if shapes and shapes[0] else None
+    if out is None:
+        return
+    k = 2 if out == 1 else out
+    y_np = np.asarray(y)
+    lo, hi = int(y_np.min()), int(y_np.max())
+    if lo < 0 or hi >= k:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"{fn}: {name} has label {bad}, outside [0, {k - 1}] for a model with {out} output"
+            f"{'s' if out != 1 else ''} (labels must index its classes)"
+        )
+
+
 def _json_value(v: np.ndarray) -> Any:
     v = np.asarray(v)
     if v.ndim == 0:

@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn.choice import Choice
-from funcnn.train._engine import CompileAhead, Engine, check_data, run_engines
+from funcnn.train._engine import CompileAhead, Engine, check_data, check_labels, run_engines
 from funcnn.train._engine import init_carry, make_carry, resolve_spec, stack_trees, unstack_tree
 from funcnn.train.loop import History, history_of, init_member
 from funcnn.train.options import TrainOptions, engine_settings, make_plan, resolve_options, with_option_keywords
@@ -329,7 +329,10 @@ def prepare_grid(
         spec_fn = _traced_build(build, static, bkeys, alternatives)
         cache_key = ("grid", build, tuple(static.items()), tuple(bkeys), tuple(alternatives.items()))
         for i in idxs:  # validates what build returns, with concrete values
-            resolve_spec(fn, build(concrete(configs[i])))
+            model0 = resolve_spec(fn, build(concrete(configs[i])))[0]
+            check_labels(fn, "train_data", y, model0, in_shape)
+            if test is not None:
+                check_labels(fn, "test_data", test[1], model0, in_shape)
             break
         try:
             carry = init_carry(

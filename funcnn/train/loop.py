@@ -32,6 +32,7 @@ from funcnn.train._engine import (
     Engine,
     _member_keys_jit,
     check_data,
+    check_labels,
     init_carry,
     make_carry,
     run_engines,
@@ -202,6 +203,9 @@ def fit(
         raise ValueError(f"{fn}: give both params and state, or neither")
     plan = make_plan(fn, x.shape[0], o)
     in_shape = (o.batch_size, *x.shape[1:])
+    check_labels(fn, "train_data", y, model, in_shape)
+    if test is not None:
+        check_labels(fn, "test_data", test[1], model, in_shape)
     seed = check_seed(fn, seed)
     cache_key = ("fit", model, loss_fn, optimizer)
 

@@ -13,11 +13,13 @@ so it can be jitted, vmapped over ablation-grid members and, later, given shardi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from funcnn._layer import Layer
@@ -286,6 +288,12 @@ def make_optimizer(
     if name not in _OPTIMIZERS:
         listed = ", ".join(repr(n) for n in _OPTIMIZERS)
         raise ValueError(f"make_optimizer: unknown optimizer name {name!r}; expected one of {listed}")
+    if not callable(learning_rate):
+        lr = learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not math.isfinite(float(lr)) or lr <= 0:
+            raise ValueError(
+                f"make_optimizer: learning_rate must be a finite number > 0 (or an optax schedule), got {lr!r}"
+            )
     if name == "momentum":
         ctor, kwargs = optax.sgd, {"momentum": 0.9, **kwargs}
     elif name == "nesterov":
