@@ -38,7 +38,19 @@ from funcnn.activations import (  # noqa: E402
     swish,
     tanh,
 )
-from funcnn.combinators import leaf_layers, serial  # noqa: E402
+from funcnn.combinators import (  # noqa: E402
+    Combinator,
+    FanInConcat,
+    FanInSum,
+    FanOut,
+    Parallel,
+    Residual,
+    fan_in_concat,
+    fan_in_sum,
+    fan_out,
+    leaf_layers,
+    serial,
+)
 from funcnn.conv import conv1d, conv2d, conv_macs, conv_output_size  # noqa: E402
 from funcnn.linear import dense  # noqa: E402
 from funcnn.diagnostics import (  # noqa: E402
@@ -117,6 +129,8 @@ __all__ = [
     "Dropout", "Elu", "Flatten", "Gelu", "HardLogistic", "HardTanh", "LeakyRelu", "Logistic",
     "LogSoftmax", "MaxPool1D", "MaxPool2D", "PReLU", "Relu", "Softmax", "Softplus", "Swish",
     "Tanh", "serial", "leaf_layers", "models",
+    "Combinator", "FanOut", "FanInSum", "FanInConcat", "Parallel", "Residual",
+    "fan_out", "fan_in_sum", "fan_in_concat",
     # diagnostics
     "ActivationStats", "ErrorTerms", "Summary", "VarianceReport", "activation_stats",
     "error_terms", "summary", "variance_report",

@@ -41,6 +41,8 @@ KINDS = (
     "dropout",
     "flatten",
     "serial",
+    "fan",
+    "combinator",
     "other",
 )
 
@@ -78,7 +80,8 @@ class Layer:
       activation: for ``kind="activation"``, the registered activation's name (or a Choice of
         names); diagnostics look its dead and saturated regions up in :mod:`funcnn.registry`.
       config: the constructor's settings (for summaries and ``repr``).
-      children: the sub-layers of a combinator, in order (diagnostics walk them).
+      children: the sub-layers of a combinator (``serial``, ``Parallel``, ``Residual``), in order
+        (diagnostics walk them).
       rebuild: ``rule -> Layer``, the same layer under another rule; ``None`` for rule-free layers.
       macs: ``(in_shape, out_shape) -> int``, multiply-accumulates of one forward pass over the
         batch, or ``None`` when the layer does none.

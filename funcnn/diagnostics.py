@@ -1,8 +1,10 @@
 """Look inside a network while it learns: error terms, unit statistics, variance propagation.
 
-Every function here walks a model's layers one by one -- a ``serial`` model is flattened
-into its leaf layers, recursively, in application order, with the same per-child key split
-as :func:`funcnn.combinators.serial` -- so each layer's input and output can be seen (and,
+Every function here walks a model's leaf layers -- every combinator (``serial``,
+``Parallel``, ``Residual``, a fan-out/fan-in DAG) is rebuilt over instrumented leaves and the
+model's *own* ``apply`` runs, so key splits, fan-outs and fan-ins (with their hand-written
+rules) are exactly the model's; leaves are listed depth-first in ``children`` order
+(application order for a ``serial`` chain) -- so each layer's input and output can be seen (and,
 for the backward quantities, *probed*: a zero array added to a layer's output makes
 ``jax.grad`` w.r.t. that array the gradient of the loss w.r.t. the output, exactly, in the
 same single backward pass that gives the weight gradients). The backward pass is the
@@ -38,7 +40,7 @@ import numpy as np
 from funcnn import registry as _registry
 from funcnn._layer import Layer
 from funcnn.choice import Choice
-from funcnn.combinators import check_child_trees, split_keys
+from funcnn.combinators import is_combinator, rewire
 
 __all__ = [
     "RELU_FAMILY",
@@ -74,14 +76,41 @@ _NAN = float("nan")
 
 
 @dataclasses.dataclass(frozen=True)
-class _Node:
-    """One leaf layer with its slice of the params/state/key trees."""
+class _Leaf:
+    """One leaf layer of a walked model: ``name`` is ``"<path>:<layer name>"``, the path
+    indexing ``children`` (``"3.0.1"``; ``"0"`` for a model that is itself a leaf)."""
 
+    index: int
+    path: str
     name: str
     layer: Layer
-    params: Any
-    state: Any
-    key: Any
+
+
+class _Tape:
+    """What the instrumented leaves of one walk read and write while the model runs.
+
+    Keyed by leaf index (``inits``: by path, leaves and combinators). A walk is made inside
+    one traced call and dropped with it, so the arrays here never outlive their trace.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[int, Any] = {}  # used instead of the params the model hands the leaf
+        self.probes: dict[int, Any] = {}  # added to the leaf's output (zeros: probes for jax.grad)
+        self.seen: dict[int, Any] = {}  # the params the model handed the leaf
+        self.records: dict[int, tuple[Any, Any]] = {}  # (input, output incl. probe)
+        self.inits: dict[str, tuple[Any, Any, int, int]] = {}  # (in_shape, out_shape, n_params, n_state)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Walk:
+    """A model rebuilt with every leaf instrumented (``model``), its leaves in ``children``
+    order (depth-first), and ``order``: ``("leaf", _Leaf)`` and, after a combinator's
+    children, ``("node", (path, layer, child paths))``."""
+
+    model: Layer
+    leaves: tuple[_Leaf, ...]
+    order: tuple[tuple[str, Any], ...]
+    tape: _Tape
 
 
 def _check_model(fn: str, model: Any) -> None:
@@ -92,49 +121,92 @@ def _check_model(fn: str, model: Any) -> None:
         )
 
 
-def _flatten(layer: Layer, params: Any, state: Any, key: Any, path: str = "") -> list[_Node]:
-    """Leaf layers in application order, each with its params, state and key."""
-    if layer.kind == "serial" and layer.children:
-        n = len(layer.children)
-        check_child_trees(layer.name, n, params, state)
-        nodes = []
-        for i, (child, p, s, k) in enumerate(zip(layer.children, params, state, split_keys(key, n))):
-            nodes += _flatten(child, p, s, k, f"{path}.{i}" if path else str(i))
-        return nodes
-    return [_Node(f"{path or '0'}:{layer.name}", layer, params, state, key)]
+def _count(tree: Any) -> int:
+    return sum(math.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(tree))
 
 
-def _static_leaves(layer: Layer, path: str = "") -> list[tuple[str, Layer]]:
-    """``(name, layer)`` of every leaf layer, without params."""
-    if layer.kind == "serial" and layer.children:
-        out = []
-        for i, child in enumerate(layer.children):
-            out += _static_leaves(child, f"{path}.{i}" if path else str(i))
-        return out
-    return [(f"{path or '0'}:{layer.name}", layer)]
+def _walk(model: Layer) -> _Walk:
+    """``model`` with every leaf layer instrumented, for one traced call.
+
+    Every combinator (``serial``, ``Parallel``, ``Residual``, ...; see
+    :func:`funcnn.combinators.is_combinator`) is rebuilt over instrumented children with
+    ``rewire``, so running ``walk.model`` runs the model's own code -- its key splits, its
+    fan-outs and fan-ins with their hand-written rules -- while each leaf, each time it is
+    applied, records its input and output on the tape, adds the tape's probe to its output
+    and uses the tape's params override. (A leaf applied more than once records its last
+    application; a combinator that applies children inside ``lax.cond``/``scan`` cannot be
+    walked.)
+    """
+    tape = _Tape()
+    leaves: list[_Leaf] = []
+    order: list[tuple[str, Any]] = []
+
+    def leaf_tap(layer: Layer, path: str) -> Layer:
+        leaf = _Leaf(len(leaves), path, f"{path or '0'}:{layer.name}", layer)
+        leaves.append(leaf)
+        order.append(("leaf", leaf))
+        i = leaf.index
+
+        def init(key, in_shape):
+            out = layer.init(key, in_shape)
+            tape.inits[path] = (in_shape, out[0], _count(out[1]), _count(out[2]))
+            return out
+
+        def apply(params, state, x, *, key=None, train=False):
+            tape.seen[i] = params
+            y, s = layer.apply(tape.params.get(i, params), state, x, key=key, train=train)
+            if i in tape.probes:
+                y = jax.tree_util.tree_map(jnp.add, y, tape.probes[i])
+            tape.records[i] = (x, y)
+            return y, s
+
+        return dataclasses.replace(layer, init=init, apply=apply)
+
+    def tap(layer: Layer, path: str) -> Layer:
+        if not is_combinator(layer):
+            return leaf_tap(layer, path)
+        paths = tuple(f"{path}.{i}" if path else str(i) for i in range(len(layer.children)))
+        remade = rewire(layer, [tap(c, p) for c, p in zip(layer.children, paths)])
+        order.append(("node", (path, layer, paths)))
+        inner = remade.init
+
+        def init(key, in_shape):
+            out = inner(key, in_shape)
+            tape.inits[path] = (in_shape, out[0], _count(out[1]), _count(out[2]))
+            return out
+
+        return dataclasses.replace(remade, init=init)
+
+    tapped = tap(model, "")
+    return _Walk(tapped, tuple(leaves), tuple(order), tape)
 
 
-def _forward(
-    nodes: Sequence[_Node],
+def _run(
+    walk: _Walk,
+    params: Any,
+    state: Any,
     x: Any,
     *,
+    key: Any,
     train: bool,
-    probes: Sequence[Any] | None = None,
-) -> tuple[Any, list[tuple[Any, Any]]]:
-    """Apply the leaves in order; ``probes[i]`` (if not None) is added to leaf i's output.
+    params_of: dict[int, Any] | None = None,
+    probes: dict[int, Any] | None = None,
+) -> tuple[Any, dict[int, tuple[Any, Any]], dict[int, Any]]:
+    """Run the walked model: its output, per leaf ``(input, output)`` (the output includes
+    the probe, whose value is zero) and the params it handed each leaf.
 
-    Returns the model output and, per leaf, ``(input, output)`` (the output includes the
-    probe, whose value is zero).
+    ``params_of[i]`` replaces leaf i's params (so ``jax.grad`` can take them as arguments);
+    ``probes[i]`` is added to leaf i's output. Leaves that did not run have no record.
     """
-    records = []
-    h = x
-    for i, node in enumerate(nodes):
-        y, _ = node.layer.apply(node.params, node.state, h, key=node.key, train=train)
-        if probes is not None and probes[i] is not None:
-            y = y + probes[i]
-        records.append((h, y))
-        h = y
-    return h, records
+    tape = walk.tape
+    tape.params, tape.probes = dict(params_of or {}), dict(probes or {})
+    tape.seen, tape.records = {}, {}
+    out, _ = walk.model.apply(params, state, x, key=key, train=train)
+    return out, dict(tape.records), dict(tape.seen)
+
+
+def _zeros_like(tree: Any) -> Any:
+    return jax.tree_util.tree_map(lambda a: jnp.zeros(np.shape(a), a.dtype), tree)
 
 
 def _norm(tree: Any) -> jax.Array:
@@ -182,7 +254,8 @@ class ErrorTerms:
 
     Attributes:
       names: the weighted layers, ``"<path>:<layer name>"`` (e.g. ``"2:Dense(10)"``;
-        the path indexes nested ``serial`` children). Static metadata.
+        the path indexes the ``children`` of nested combinators, e.g. ``"3.0.1:Dense(8)"``
+        inside a ``Residual``). Static metadata.
       loss: the scalar loss of the batch.
       pre_activations: ``z^(l)``, each layer's output, shape ``(N, ..., D_l)``.
       deltas: ``delta^(l) = dL/dz^(l)``, same shapes (the loss averages over the batch, so
@@ -235,7 +308,9 @@ def error_terms(
     is taken w.r.t. the probes and the weights together.
 
     Args:
-      model: a layer (typically ``serial``); nested ``serial`` models are walked recursively.
+      model: a layer (typically ``serial``); nested combinators (``serial``, ``Parallel``,
+        ``Residual``, fan-out/fan-in) are walked recursively: one entry per weighted layer,
+        inside branches too.
       params, state: as ``model.init`` returned them.
       loss_fn: ``(outputs, targets) -> scalar`` (e.g. :func:`funcnn.losses.mse`).
       x: a batch of inputs; y: its targets.
@@ -252,25 +327,20 @@ def error_terms(
 @functools.partial(jax.jit, static_argnums=(0, 3, 7))
 def _error_terms(model, params, state, loss_fn, x, y, key, train) -> ErrorTerms:
     # Compiled once per (model, loss_fn, shapes): eager calls would dispatch op by op.
-    nodes = _flatten(model, params, state, key)
-    weighted = [i for i, n in enumerate(nodes) if n.layer.kind in WEIGHTED_KINDS]
-
-    def with_params(wparams: Sequence[Any]) -> list[_Node]:
-        new = list(nodes)
-        for i, p in zip(weighted, wparams):
-            new[i] = dataclasses.replace(new[i], params=p)
-        return new
+    walk = _walk(model)
+    # A first run finds each weighted leaf's params and output shape (XLA drops its compute).
+    _, records, seen = _run(walk, params, state, x, key=key, train=train)
+    weighted = [leaf.index for leaf in walk.leaves if leaf.layer.kind in WEIGHTED_KINDS and leaf.index in records]
 
     def loss_of(wparams: Sequence[Any], probes: Sequence[Any]) -> tuple[jax.Array, Any]:
-        full = [None] * len(nodes)
-        for i, p in zip(weighted, probes):
-            full[i] = p
-        out, records = _forward(with_params(wparams), x, train=train, probes=full)
-        return loss_fn(out, y), [records[i][1] for i in weighted]
+        out, recs, _ = _run(
+            walk, params, state, x, key=key, train=train,
+            params_of=dict(zip(weighted, wparams)), probes=dict(zip(weighted, probes)),
+        )
+        return loss_fn(out, y), [recs[i][1] for i in weighted]
 
-    wparams = [nodes[i].params for i in weighted]
-    shapes = jax.eval_shape(lambda: _forward(nodes, x, train=train)[1])
-    probes = [jnp.zeros(shapes[i][1].shape, shapes[i][1].dtype) for i in weighted]
+    wparams = [seen[i] for i in weighted]
+    probes = [_zeros_like(records[i][1]) for i in weighted]
     (loss, zs), (gw, deltas) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(
         wparams, probes
     )
@@ -286,7 +356,7 @@ def _error_terms(model, params, state, loss_fn, x, y, key, train) -> ErrorTerms:
         delta_norms=_stack([_norm(d) for d in deltas]),
         weight_grad_norms=_stack([_norm(part(g, "w")) for g in gw]),
         bias_grad_norms=_stack([_norm(part(g, "b")) for g in gw]),
-        names=tuple(nodes[i].name for i in weighted),
+        names=tuple(walk.leaves[i].name for i in weighted),
     )
 
 
@@ -387,12 +457,13 @@ def activation_stats(
 
 @functools.partial(jax.jit, static_argnums=(0, 6))
 def _activation_stats(model, params, state, x, tol, key, train) -> ActivationStats:
-    nodes = _flatten(model, params, state, key)
-    _, records = _forward(nodes, x, train=train)
+    walk = _walk(model)
+    _, records, _ = _run(walk, params, state, x, key=key, train=train)
     names, acts, cols = [], [], {k: [] for k in ("m", "s", "d", "i", "sf", "su")}
-    for node, (pre, post) in zip(nodes, records):
-        if node.layer.kind != "activation":
+    for node in walk.leaves:
+        if node.layer.kind != "activation" or node.index not in records:
             continue
+        pre, post = records[node.index]
         act = node.layer.activation or ""
         names.append(node.name)
         post_f = jnp.asarray(post, jnp.result_type(float))
@@ -505,45 +576,57 @@ def variance_report(
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 8))
 def _variance_report(model, params, state, x, loss_fn, y, cotangent_key, key, train):
-    nodes = _flatten(model, params, state, key)
-    weighted = [i for i, n in enumerate(nodes) if n.layer.kind in WEIGHTED_KINDS]
-    shapes = jax.eval_shape(lambda: _forward(nodes, x, train=train))
-    out_struct, rec_structs = shapes
+    walk = _walk(model)
+    # A first run finds every leaf's params and output shape (XLA drops its compute).
+    out0, records, seen = _run(walk, params, state, x, key=key, train=train)
+    nodes = [leaf for leaf in walk.leaves if leaf.index in records]
+    ran = [leaf.index for leaf in nodes]
+    weighted = [leaf.index for leaf in nodes if leaf.layer.kind in WEIGHTED_KINDS]
     if loss_fn is None:
-        g = jax.random.normal(cotangent_key, out_struct.shape, out_struct.dtype)
+        outs0 = jax.tree_util.tree_leaves(out0)
+        keys = [cotangent_key] if len(outs0) == 1 else list(jax.random.split(cotangent_key, len(outs0)))
+        gs = [jax.random.normal(k, o.shape, o.dtype) for k, o in zip(keys, outs0)]
 
         def objective(out: Any) -> jax.Array:
-            return jnp.sum(g * out)
+            return sum(jnp.sum(g * o) for g, o in zip(gs, jax.tree_util.tree_leaves(out)))
     else:
 
         def objective(out: Any) -> jax.Array:
             return loss_fn(out, y)
 
     def loss_of(wparams: Sequence[Any], probes: Sequence[Any]) -> tuple[jax.Array, Any]:
-        new = list(nodes)
-        for i, p in zip(weighted, wparams):
-            new[i] = dataclasses.replace(new[i], params=p)
-        out, records = _forward(new, x, train=train, probes=probes)
-        return objective(out), [r[1] for r in records]
+        out, recs, _ = _run(
+            walk, params, state, x, key=key, train=train,
+            params_of=dict(zip(weighted, wparams)), probes=dict(zip(ran, probes)),
+        )
+        return objective(out), [recs[i][1] for i in ran]
 
-    probes = [jnp.zeros(r[1].shape, r[1].dtype) for r in rec_structs]
-    wparams = [nodes[i].params for i in weighted]
+    probes = [_zeros_like(records[i][1]) for i in ran]
+    wparams = [seen[i] for i in weighted]
     (_, outs), (gw, gouts) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(
         wparams, probes
     )
-    wvar = [_NAN] * len(nodes)
+    wvar = {i: _NAN for i in ran}
     for i, g_i in zip(weighted, gw):
         w = g_i["w"] if isinstance(g_i, dict) and "w" in g_i else g_i
-        wvar[i] = jnp.var(jnp.asarray(w, jnp.result_type(float)))
-    f = jnp.result_type(float)
+        wvar[i] = _pooled_var(w)
     return VarianceReport(
-        input_var=jnp.var(jnp.asarray(x, f)),
-        forward_var=_stack([jnp.var(jnp.asarray(o, f)) for o in outs]),
-        backward_var=_stack([jnp.var(jnp.asarray(go, f)) for go in gouts]),
-        weight_grad_var=_stack(wvar),
+        input_var=_pooled_var(x),
+        forward_var=_stack([_pooled_var(o) for o in outs]),
+        backward_var=_stack([_pooled_var(go) for go in gouts]),
+        weight_grad_var=_stack([wvar[i] for i in ran]),
         names=tuple(n.name for n in nodes),
         kinds=tuple(n.layer.kind for n in nodes),
     )
+
+
+def _pooled_var(tree: Any) -> jax.Array:
+    """``Var`` over every value of an array, or of all the arrays of a tuple (a fan-out's copies)."""
+    f = jnp.result_type(float)
+    leaves = [jnp.asarray(a, f) for a in jax.tree_util.tree_leaves(tree)]
+    if len(leaves) == 1:
+        return jnp.var(leaves[0])
+    return jnp.var(jnp.concatenate([jnp.ravel(a) for a in leaves]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -611,7 +694,7 @@ class Summary:
         return self.table()
 
 
-def summary(model: Layer, in_shape: Sequence[int]) -> Summary:
+def summary(model: Layer, in_shape: Sequence[Any]) -> Summary:
     """A table of the model's layers: output shapes, parameter counts, multiply-accumulates.
 
     Nothing is allocated: shapes come from tracing ``init`` (``jax.eval_shape``). MACs come
@@ -620,40 +703,64 @@ def summary(model: Layer, in_shape: Sequence[int]) -> Summary:
     example) and count the whole batch of ``in_shape``; use batch 1 for per-example costs.
 
     Args:
-      model: a layer (nested ``serial`` models are listed leaf by leaf).
-      in_shape: the input shape, batch dimension included, e.g. ``(1, 32, 32, 1)``.
+      model: a layer (nested combinators are listed leaf by leaf; a combinator with params of
+        its own, e.g. ``Residual(..., branch_scale=0.0)``'s ``alpha``, gets a row after its
+        children's).
+      in_shape: the input shape, batch dimension included, e.g. ``(1, 32, 32, 1)`` (a tuple
+        of shapes for a model that takes a tuple, e.g. one starting with ``Parallel``).
 
     Returns:
       A :class:`Summary`; ``print(summary(model, shape))`` prints the table.
     """
     _check_model("summary", model)
-    in_shape = tuple(int(d) for d in in_shape)
-    leaves = _static_leaves(model)
-    found: list[tuple[tuple[int, ...], tuple[int, ...], int, int]] = []
-
-    def count(tree: Any) -> int:
-        return sum(math.prod(np.shape(a)) for a in jax.tree_util.tree_leaves(tree))
+    in_shape = _int_shape(in_shape)
+    walk = _walk(model)
+    found: dict[str, Any] = {}
 
     def trace() -> tuple[()]:
-        shape = in_shape
-        for _, layer in leaves:
-            out_shape, p, s = layer.init(jax.random.key(0), shape)
-            out_shape = tuple(int(d) for d in out_shape)
-            found.append((shape, out_shape, count(p), count(s)))
-            shape = out_shape
+        out_shape, p, s = walk.model.init(jax.random.key(0), in_shape)
+        found.update(out_shape=_int_shape(out_shape), params=_count(p), state=_count(s))
         return ()
 
     jax.eval_shape(trace)
+    inits = {path: (_int_shape(a), _int_shape(b), n_p, n_s) for path, (a, b, n_p, n_s) in walk.tape.inits.items()}
     rows = []
-    for (name, layer), (shp_in, shp_out, n_p, n_s) in zip(leaves, found):
-        macs = layer.macs(shp_in, shp_out) if layer.macs is not None else None
-        rows.append(SummaryRow(name, layer.kind, shp_in, shp_out, n_p, n_s,
-                               None if macs is None else int(macs)))
+    for what, item in walk.order:
+        if what == "leaf":
+            if item.path not in inits:
+                continue
+            shp_in, shp_out, n_p, n_s = inits[item.path]
+            layer = item.layer
+            macs = layer.macs(shp_in, shp_out) if layer.macs is not None else None
+            rows.append(SummaryRow(item.name, layer.kind, shp_in, shp_out, n_p, n_s,
+                                   None if macs is None else int(macs)))
+            continue
+        # A combinator with params or state of its own (e.g. Residual's alpha): a row after its children.
+        path, layer, child_paths = item
+        if path not in inits:
+            continue
+        shp_in, shp_out, n_p, n_s = inits[path]
+        own_p = n_p - sum(inits[c][2] for c in child_paths if c in inits)
+        own_s = n_s - sum(inits[c][3] for c in child_paths if c in inits)
+        if own_p or own_s:
+            rows.append(SummaryRow(f"{path}:{layer.name}" if path else layer.name, layer.kind,
+                                   shp_in, shp_out, own_p, own_s, None))
     return Summary(
         rows=tuple(rows),
         in_shape=in_shape,
-        out_shape=rows[-1].out_shape if rows else in_shape,
-        total_params=sum(r.params for r in rows),
-        total_state=sum(r.state for r in rows),
+        out_shape=found["out_shape"],
+        total_params=found["params"],
+        total_state=found["state"],
         total_macs=sum(r.macs or 0 for r in rows),
     )
+
+
+def _int_shape(shape: Any) -> Any:
+    """A shape as a tuple of Python ints; a tuple of shapes (a fan-out's) as a tuple of such."""
+    if isinstance(shape, Sequence) and not isinstance(shape, str) and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) for d in shape
+    ):
+        return tuple(int(d) for d in shape)
+    if isinstance(shape, Sequence) and not isinstance(shape, str):
+        return tuple(_int_shape(s) for s in shape)
+    raise TypeError(f"summary: in_shape must be a shape (a tuple of ints) or a tuple of shapes, got {shape!r}")

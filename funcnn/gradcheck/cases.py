@@ -387,10 +387,19 @@ def _norm_cases() -> list[Case]:
     ]
 
 
+def _combinator_cases() -> list[Case]:
+    """The fan-out / fan-in rules, and whole residual and branching layers built on them."""
+    from funcnn.gradcheck.combinator_cases import COMBINATOR_CASES, combinator_checks
+
+    layers = [Case(name.split("(")[0].lower() + " layer", "combinators", make, config=name, hand=hand, reference=ref)
+              for name, (hand, ref), make in combinator_checks()]
+    return list(COMBINATOR_CASES) + layers
+
+
 def op_cases() -> list[Case]:
     """The cases of every built-in op that is not a registered activation."""
     return (_extra_activation_cases() + _dense_cases() + _conv_cases() + _pool_cases() + _loss_cases()
-            + _norm_cases())
+            + _norm_cases() + _combinator_cases())
 
 
 #: Every case at import: the registry's activations (those registered by then) and the other

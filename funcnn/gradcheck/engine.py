@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: Op modules with hand-written rules; each has a twin ``funcnn.reference.<module>``.
-OP_MODULES = ("activations", "linear", "conv", "pooling", "losses", "normalization")
+OP_MODULES = ("activations", "linear", "conv", "pooling", "losses", "normalization", "combinators")
 
 #: Relative tolerance (vs the largest reference entry) for hand rule vs autodiff, by dtype.
 AUTODIFF_RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
