@@ -209,3 +209,124 @@ def lenet5(out: int = 10, activation: str = "tanh", *, pool: str = "avg", rule: 
         Dense(84, rule=rule), a(),
         Dense(out, rule=rule),
     )
+
+
+def _check_depth(fn: str, depth: Any) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"{fn}: depth must be a positive int (number of residual blocks), got {depth!r}")
+    return depth
+
+
+def _check_branch_scale(fn: str, branch_scale: Any) -> float | None:
+    if branch_scale is None:
+        return None
+    if isinstance(branch_scale, bool) or not isinstance(branch_scale, (int, float)):
+        raise TypeError(f"{fn}: branch_scale must be None or a number (the initial alpha), got {branch_scale!r}")
+    return float(branch_scale)
+
+
+def residual_mlp(
+    depth: int,
+    width: int,
+    out: int,
+    activation: str = "relu",
+    *,
+    activation_kwargs: Mapping[str, Any] | None = None,
+    w_init: Init | str | None = None,
+    b_init: Init | str | None = None,
+    branch_scale: float | None = None,
+    rule: str = "hand",
+) -> Layer:
+    """Residual MLP: ``Dense(width) -> act -> [x + alpha * act(Dense(width)(x))] * depth -> Dense(out)``.
+
+    Each block is ``Residual(Dense(width), activation)`` (He et al., 2016, in its one-layer
+    form): the error term reaching a block's input is the one from above *plus* the one
+    through the branch, so it cannot vanish with depth the way a plain chain's product of
+    Jacobians does. ``depth`` counts weighted hidden layers, as ``len(widths)`` does for
+    :func:`mlp`: ``residual_mlp(L, w, k)`` is the residual twin of ``mlp((w,) * (L + 1), k)``
+    (the first hidden layer is the plain input projection).
+
+    Args:
+        depth: number of residual blocks.
+        width: the width of every hidden layer.
+        out: number of outputs.
+        activation, activation_kwargs: the hidden activation (any registered name).
+        w_init, b_init: initializers of every Dense (a function, a name or a Choice of names).
+        branch_scale: ``None`` for ``y = x + F(x)``; a number for a learnable scalar ``alpha``
+            on every branch initialised to it (``0.0``: SkipInit, De & Smith 2020: each block
+            starts as the identity).
+        rule: ``"hand"`` or ``"autodiff"``.
+
+    Returns:
+        A serial Layer mapping ``(N, D) -> (N, out)``.
+    """
+    from funcnn.combinators import Residual
+
+    fn = "residual_mlp"
+    depth = _check_depth(fn, depth)
+    (width,) = _check_widths(fn, "width", (width,))
+    _check_out(fn, out)
+    check_rule(fn, rule)
+    scale = _check_branch_scale(fn, branch_scale)
+    layers: list[Layer] = [Flatten(), Dense(width, w_init=w_init, b_init=b_init, rule=rule),
+                           _act(activation, activation_kwargs, rule)]
+    for _ in range(depth):
+        layers.append(Residual(Dense(width, w_init=w_init, b_init=b_init, rule=rule),
+                               _act(activation, activation_kwargs, rule), branch_scale=scale, rule=rule))
+    layers.append(Dense(out, w_init=w_init, b_init=b_init, rule=rule))
+    return serial(*layers)
+
+
+def residual_cnn1d(
+    depth: int,
+    channels: int,
+    out: int,
+    activation: str = "relu",
+    *,
+    kernel: int = 3,
+    pool: str | None = "max",
+    activation_kwargs: Mapping[str, Any] | None = None,
+    w_init: Init | str | None = None,
+    b_init: Init | str | None = None,
+    branch_scale: float | None = None,
+    rule: str = "hand",
+) -> Layer:
+    """A small residual 1-D CNN for MNIST-1D-like signals ``(N, W, C)``.
+
+    ``Conv1D(channels, kernel, SAME) -> act -> [x + alpha * act(Conv1D(channels, kernel, SAME)(x))] * depth
+    -> (pool 2) -> Flatten -> Dense(out)``; SAME padding keeps every block's shape, so no
+    projection shortcut is needed.
+
+    Args:
+        depth: number of residual blocks.
+        channels: channels of every conv layer.
+        out: number of outputs.
+        activation, activation_kwargs: the hidden activation (any registered name).
+        kernel: conv kernel size.
+        pool: ``"max"``, ``"avg"`` or ``None``: a window-2 pool before the classifier.
+        w_init, b_init: initializers (a function, a name or a Choice of names).
+        branch_scale: as for :func:`residual_mlp`.
+        rule: ``"hand"`` or ``"autodiff"``.
+    """
+    from funcnn.combinators import Residual
+
+    fn = "residual_cnn1d"
+    depth = _check_depth(fn, depth)
+    (channels,) = _check_widths(fn, "channels", (channels,))
+    _check_out(fn, out)
+    check_rule(fn, rule)
+    check_choice(fn, "pool", pool, POOLS)
+    scale = _check_branch_scale(fn, branch_scale)
+
+    def conv() -> Layer:
+        return Conv1D(channels, kernel, padding="SAME", w_init=w_init, b_init=b_init, rule=rule)
+
+    layers: list[Layer] = [conv(), _act(activation, activation_kwargs, rule)]
+    for _ in range(depth):
+        layers.append(Residual(conv(), _act(activation, activation_kwargs, rule), branch_scale=scale, rule=rule))
+    if pool == "max":
+        layers.append(MaxPool1D(2, rule=rule))
+    elif pool == "avg":
+        layers.append(AvgPool1D(2, rule=rule))
+    layers += [Flatten(), Dense(out, w_init=w_init, b_init=b_init, rule=rule)]
+    return serial(*layers)
