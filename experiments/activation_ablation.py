@@ -1,9 +1,12 @@
 """Activation ablation: how does the hidden-layer activation change what an MLP and a CNN learn?
 
 Question: for every hidden-layer activation of funcnn (logistic, tanh, hard_logistic,
-hard_tanh, relu, leaky_relu, prelu, elu, swish, softplus, gelu -- ``funcnn.ACTIVATION_NAMES``
-minus softmax/log_softmax, which are output nonlinearities and are not used between hidden
-layers), trained under the same budget on the same data from the same seeds:
+hard_tanh, relu, leaky_relu, prelu, elu, swish, softplus, gelu -- the elementwise activations
+of the registry, ``funcnn.registry.activation_names(hidden=True)``; softmax/log_softmax are
+output nonlinearities and are not used between hidden layers), and for the user's own ones
+(``--import my_acts --activations relu mish``: a module that registers ``mish`` with
+``funcnn.define_activation``), trained under the same budget on the same data from the same
+seeds:
 
 - how accurate is each (test accuracy, mean +- std over seeds; learning curves as bands)?
 - how does the error signal travel back through the layers (per-layer error-term norms
@@ -49,12 +52,11 @@ import numpy as np
 import optax
 
 from funcnn import Choice
-from funcnn import activations as hand_activations
+from funcnn import registry
 from funcnn.data import load
 from funcnn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms
 from funcnn.losses import softmax_cross_entropy
 from funcnn.models import cnn1d, cnn2d, mlp
-from funcnn.reference import activations as autodiff_activations
 from funcnn.train import (
     ExperimentConfig,
     GridResult,
@@ -69,13 +71,14 @@ from funcnn.train import (
     summarize,
     time_interleaved,
 )
+from funcnn.train.cli import apply_smoke, check_hidden_activations, explicit_fields, replace_config
 from funcnn.train.plots import band, nanmean, pyplot
 
 EXPERIMENT = "activation_ablation"
-#: Output nonlinearities: they normalize over a whole row, so they are not hidden-layer units.
-OUTPUT_NONLINEARITIES = ("softmax", "log_softmax")
-#: Every hidden-layer activation of funcnn.
-HIDDEN_ACTIVATIONS = tuple(a for a in funcnn.ACTIVATION_NAMES if a not in OUTPUT_NONLINEARITIES)
+#: The default grid: every built-in hidden-layer (elementwise) activation of funcnn. What
+#: ``--activations`` accepts is read from the registry at run time (:func:`hidden_activations`),
+#: so activations a ``--import`` module registers are valid too.
+HIDDEN_ACTIVATIONS = tuple(a for a in registry.activation_names(hidden=True) if registry.get_activation(a).builtin)
 #: A unit is "silent" on a batch when its error-term norm is below this fraction of its
 #: layer's mean unit norm: it (almost) receives no gradient.
 SILENT_TOL = 1e-3
@@ -83,7 +86,7 @@ RULES = ("hand", "autodiff")
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig):
+class Config(ExperimentConfig, imports=True):
     """Activation x architecture x learning-rate x seed grid on MNIST-1D (and digits)."""
 
     datasets: tuple[Literal["mnist1d", "digits", "mnist1d_shuffled"], ...] = ("mnist1d",)
@@ -91,7 +94,8 @@ class Config(ExperimentConfig):
     archs: tuple[Literal["mlp", "cnn"], ...] = ("mlp", "cnn")
     """Architectures: 'mlp' (funcnn.models.mlp) and 'cnn' (cnn1d on sequences, cnn2d on images)."""
     activations: tuple[str, ...] = HIDDEN_ACTIVATIONS
-    """Hidden-layer activations (softmax/log_softmax are output nonlinearities: not allowed)."""
+    """Hidden-layer activations: any registered elementwise one, the user's own (``--import``)
+    included (softmax/log_softmax are output nonlinearities: not allowed)."""
     mlp_lr: float = 3e-3
     """Adam learning rate of the MLPs."""
     cnn_lr: float = 1e-2
@@ -118,6 +122,8 @@ class Config(ExperimentConfig):
     """Train one configuration with the other rule too and compare the curves and step times."""
     compare_arch: Literal["mlp", "cnn"] = "mlp"
     compare_activation: str = "relu"
+    """Activation of the rule comparison (when left at relu and relu is not among
+    --activations: the first of --activations)."""
     timing_shape: tuple[int, int] = (512, 1024)
     """Shape of the fixed array the activations are timed on."""
     timing_rounds: int = 15
@@ -133,6 +139,17 @@ SMOKE: dict[str, Any] = dict(
     archs=("mlp",), activations=("relu", "leaky_relu"), mlp_widths=(16,), mlp_steps=8, cnn_steps=8,
     mlp_batch=32, cnn_batch=32, mlp_evals=2, cnn_evals=2, probe_size=32, seeds=(0, 1), timing_shape=(16, 64), timing_rounds=3,
 )
+
+
+def hidden_activations() -> tuple[str, ...]:
+    """The activations registered now that a hidden layer can use (built-ins, then the user's)."""
+    return registry.activation_names(hidden=True)
+
+
+def output_nonlinearities() -> tuple[str, ...]:
+    """Registered activations that normalize over a whole row (softmax, log_softmax): not units."""
+    hidden = set(hidden_activations())
+    return tuple(a for a in registry.activation_names() if a not in hidden)
 
 
 # --------------------------------------------------------------------------------------
@@ -317,19 +334,21 @@ def train_grid(
 def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) -> list[dict[str, Any]]:
     """Forward + backward time of each activation op (both rules) on a fixed array.
 
-    Each timed call is ``jax.vjp`` of the op (forward, residuals) followed by the pullback
-    of a fixed random cotangent (for prelu the slope gradient is included). Returned per
+    Each timed call is ``jax.vjp`` of the registered op (hand rule: ``op``; autodiff: its twin
+    ``op.reference``) -- forward, residuals -- followed by the pullback of a fixed random
+    cotangent. A per-channel learnable param (prelu's slope) is an input at its initial value,
+    its gradient included; a scalar one (swish's beta) keeps its default. Returned per
     activation: median microseconds per call and the median over rounds of the per-round
     ratio to ``relu`` under the same rule.
     """
     x = jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float32)
     g = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float32)
-    alpha = jnp.full((shape[-1],), 0.25, jnp.float32)
     fns = {}
-    for rule, mod in (("hand", hand_activations), ("autodiff", autodiff_activations)):
+    for rule in RULES:
         for n in dict.fromkeys(["relu", *names]):
-            op = getattr(mod, n)
-            args = (x, alpha) if n == "prelu" else (x,)
+            entry = registry.get_activation(n)
+            op = entry.hand if rule == "hand" else entry.reference
+            args = (x, *(jnp.full((shape[-1],), p.init, jnp.float32) for p in entry.params if p.per_channel))
 
             def fwd_bwd(args: tuple, g: jax.Array, op: Callable = op) -> Any:
                 y, pullback = jax.vjp(op, *args)
@@ -815,21 +834,17 @@ def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = dataclasses.replace(cfg, **SMOKE)
-    bad = [a for a in cfg.activations if a not in HIDDEN_ACTIVATIONS]
-    if bad:
-        why = " (an output nonlinearity)" if set(bad) & set(OUTPUT_NONLINEARITIES) else ""
-        raise SystemExit(f"{EXPERIMENT}: activation {bad[0]!r}{why} is not a hidden-layer activation; "
-                         f"choose from {', '.join(HIDDEN_ACTIVATIONS)}")
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    check_hidden_activations(cfg.activations, experiment=EXPERIMENT)  # after --import: the user's own too
     if not cfg.seeds or not cfg.datasets or not cfg.archs or not cfg.activations:
         raise SystemExit(f"{EXPERIMENT}: seeds, datasets, archs and activations must not be empty")
+    if cfg.compare_activation not in cfg.activations and "compare_activation" not in explicit_fields(cfg):
+        cfg = replace_config(cfg, compare_activation=cfg.activations[0])  # relu is not in the grid
     if cfg.compare_rules and cfg.compare_activation not in cfg.activations:
         raise SystemExit(f"{EXPERIMENT}: --compare-activation {cfg.compare_activation!r} is not among --activations")
     t0, c0 = time.perf_counter(), time.process_time()
-    run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(HIDDEN_ACTIVATIONS),
-                                           "excluded_output_nonlinearities": list(OUTPUT_NONLINEARITIES)})
+    run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(hidden_activations()),
+                                           "excluded_output_nonlinearities": list(output_nonlinearities())})
     data = {ds: load(ds) for ds in cfg.datasets}
     configs = grid_configs(cfg)
     print(f"{EXPERIMENT}: {len(configs)} members ({len(cfg.activations)} activations x archs {list(cfg.archs)} x "
@@ -902,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
         extra={
             "all_rows": rows, "high_lr_rows": high_rows, "activation_costs": costs, "step_costs": steps,
             "rule_comparison": rule_rows, "findings": findings, "interrupted": interrupted,
-            "excluded_output_nonlinearities": list(OUTPUT_NONLINEARITIES), "compilations": compilations,
+            "excluded_output_nonlinearities": list(output_nonlinearities()), "compilations": compilations,
             "runtime_s": {"wall": wall, "train_wall": t_train, "cpu": cpu},
             "mesh": None if mesh is None else dict(mesh.shape),
         },

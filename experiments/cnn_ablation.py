@@ -39,6 +39,7 @@ from funcnn.diagnostics import summary as model_summary
 from funcnn.layers import Activation, AvgPool1D, Conv1D, Dense, Dropout, Flatten, MaxPool1D
 from funcnn.models import mlp
 from funcnn.train import ExperimentConfig, TrainSpec, band, first_reach, markdown_table, open_run, parse_config, run_grid
+from funcnn.train.cli import apply_smoke, check_hidden_activations
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_ablation"
@@ -65,7 +66,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig, resumable=False):
+class Config(ExperimentConfig, resumable=False, imports=True):
     """CNN ablation settings (``--smoke`` shrinks steps, seeds and the variant list)."""
 
     rule: str = "hand"
@@ -81,7 +82,8 @@ class Config(ExperimentConfig, resumable=False):
     kernels: tuple[int, ...] = (5, 3, 3)
     """kernel size of each conv layer (one conv layer per entry; the paper: 5 3 3)."""
     activation: str = "relu"
-    """hidden activation of the CNNs and the MLP (any funcnn.ACTIVATION_NAMES entry)."""
+    """hidden activation of the CNNs and the MLP (any registered elementwise activation; the
+    user's own with --import)."""
     dropout: float = DROPOUT
     """dropout rate before the CNN's linear read-out (0: none)."""
     mlp_widths: tuple[int, ...] = (100, 100)
@@ -115,8 +117,8 @@ def conv_net(cfg: Config, num_classes: int, padding: Any, stride: int, pool: str
     return serial(*layers)
 
 
-def shrink(cfg: Config) -> Config:
-    return dataclasses.replace(cfg, seeds=cfg.seeds[:1], variants=("paper", "stride1_max"), steps=20, evals=2)
+#: What --smoke changes (of what the command line did not set).
+SMOKE: dict[str, Any] = dict(seeds=lambda cfg: cfg.seeds[:1], variants=("paper", "stride1_max"), steps=20, evals=2)
 
 
 def models(cfg: Config, num_classes: int) -> dict[str, tuple[str, Any]]:
@@ -186,9 +188,8 @@ def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = shrink(cfg)
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    check_hidden_activations((cfg.activation,), experiment=EXPERIMENT, flag="--activation")  # after --import
     from funcnn.data import load
 
     ds = load(cfg.dataset)

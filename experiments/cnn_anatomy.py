@@ -46,6 +46,7 @@ from funcnn.conv import conv2d, conv_macs, conv_output_size
 from funcnn.diagnostics import summary as model_summary
 from funcnn.models import cnn2d
 from funcnn.train import ExperimentConfig, fit, make_optimizer, markdown_table, open_run, parse_config
+from funcnn.train.cli import apply_smoke
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_anatomy"
@@ -76,8 +77,8 @@ class Config(ExperimentConfig, resumable=False):
     """test digits used for the invariance measurement."""
 
 
-def shrink(cfg: Config) -> Config:
-    return dataclasses.replace(cfg, seeds=cfg.seeds[:1], epochs=1, max_test=64, examples=2)
+#: What --smoke changes (of what the command line did not set).
+SMOKE: dict[str, Any] = dict(seeds=lambda cfg: cfg.seeds[:1], epochs=1, max_test=64, examples=2)
 
 
 # --------------------------------------------------------------------------- coverage
@@ -361,9 +362,7 @@ def findings(cfg: Config, acc: float, cov: dict[str, np.ndarray], table: dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = shrink(cfg)
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
     from funcnn.data import load
 
     ds = load("digits")

@@ -57,6 +57,7 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
+from funcnn.train.cli import apply_smoke, check_hidden_activations
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cost_ablation"
@@ -65,7 +66,7 @@ SOFTMAX_COSTS = {"softmax_mse": softmax_mse, "softmax_cross_entropy": softmax_cr
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig, resumable=False):
+class Config(ExperimentConfig, resumable=False, imports=True):
     """Cost ablation settings (``--smoke`` shrinks the step counts and seeds)."""
 
     rule: str = "hand"
@@ -90,6 +91,7 @@ class Config(ExperimentConfig, resumable=False):
     # -- part 3: softmax output
     hidden: int = 64
     hidden_activation: str = "relu"
+    """hidden activation of part 3's MLP (any registered elementwise one; the user's own with --import)."""
     out_scales: tuple[float, ...] = (1.0, 8.0)
     """factor on the output layer's initial weights (large = saturated softmax)."""
     softmax_lr: float = 0.1
@@ -103,12 +105,11 @@ class Config(ExperimentConfig, resumable=False):
     """training examples on which the output gradient magnitude is measured."""
 
 
-def shrink(cfg: Config) -> Config:
-    """The --smoke version of ``cfg``: tiny step counts, one seed."""
-    return dataclasses.replace(
-        cfg, seeds=cfg.seeds[:1], neuron_steps=20, ovr_steps=20, softmax_steps=20, evals=4,
-        ovr_biases=(0.0, 8.0), probe_size=64,
-    )
+#: The --smoke version of a config (of what the command line did not set): tiny step counts, one seed.
+SMOKE: dict[str, Any] = dict(
+    seeds=lambda cfg: cfg.seeds[:1], neuron_steps=20, ovr_steps=20, softmax_steps=20, evals=4,
+    ovr_biases=(0.0, 8.0), probe_size=64,
+)
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -448,9 +449,8 @@ def plot_all(cfg: Config, parts: dict[str, dict[str, Any]]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = shrink(cfg)
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    check_hidden_activations((cfg.hidden_activation,), experiment=EXPERIMENT, flag="--hidden-activation")
     run = open_run(cfg, EXPERIMENT)
     t0 = time.time()
     ds = _real_data(cfg)

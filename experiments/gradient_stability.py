@@ -42,13 +42,14 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
+from funcnn.train.cli import OptimizerName, apply_smoke, check_hidden_activations
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "gradient_stability"
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig, resumable=False):
+class Config(ExperimentConfig, resumable=False, imports=True):
     """Bad init / high learning rate x gradient clipping x batch norm on a deep ReLU MLP."""
 
     dataset: str = "mnist1d"
@@ -56,7 +57,8 @@ class Config(ExperimentConfig, resumable=False):
     depth: int = 20
     width: int = 64
     activation: str = "relu"
-    optimizer: str = "sgd"
+    """Hidden activation: any registered elementwise one (the user's own with --import)."""
+    optimizer: OptimizerName = "sgd"
     """Any name of funcnn.train.make_optimizer (plain 'sgd' by default)."""
     base_lr: float = 0.02
     """Learning rate of the baseline and bad_init scenarios."""
@@ -88,9 +90,8 @@ def scaled_he(gain):
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = dataclasses.replace(cfg, **SMOKE)
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    check_hidden_activations((cfg.activation,), experiment=EXPERIMENT, flag="--activation")  # after --import
     if not cfg.clip_norm > 0:
         raise SystemExit(f"gradient_stability: --clip-norm must be > 0, got {cfg.clip_norm}")
     run = open_run(cfg, EXPERIMENT)

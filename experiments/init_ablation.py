@@ -1,8 +1,9 @@
 """Initialization ablation: does a deep MLP train, and why (not)?
 
 Question: how do the initializers N(0, 1), N(0, 0.01), Glorot, He, LeCun and orthogonal
-interact with logistic, tanh and ReLU units in deep MLPs (depth up to 30), and do we
-reproduce, qualitatively,
+interact with logistic, tanh and ReLU units (by default; ``--activations`` takes any
+registered hidden-layer activation, the user's own from ``--import MODULE`` included) in deep
+MLPs (depth up to 30), and do we reproduce, qualitatively,
 
 - He et al. (2015), "Delving deep into rectifiers": a 30-layer ReLU net trained with
   plain SGD converges from He init and stalls from Glorot ("Xavier") init;
@@ -17,8 +18,10 @@ What it measures, per initializer x activation x depth (x learning rate, x seed)
 - the error-term norms ``||delta^(l)||`` per layer (``funcnn.diagnostics.error_terms``)
   and the saturated / dead fractions of the units (``activation_stats``), at every
   evaluation, so at init and after training;
-- training with plain SGD (``optax.sgd``): test accuracy against chance, divergence
-  (non-finite loss; the member is stopped, the step recorded, the study goes on).
+- training with plain SGD by default (``--optimizer``: any optimizer of
+  ``funcnn.train.make_optimizer``, e.g. ``momentum`` or ``adam``): test accuracy against
+  chance, divergence (non-finite loss; the member is stopped, the step recorded, the study
+  goes on).
 
 All six initializers and every activation of one depth share ONE compiled program (the
 activation is a choice picked by data, :class:`funcnn.Choice`); the initializers are vmapped: the
@@ -41,22 +44,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from funcnn import Choice
 from funcnn import initializers as I
 from funcnn.data import load
-from funcnn.diagnostics import activation_stats, error_terms, variance_report
+from funcnn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms, variance_report
 from funcnn.losses import softmax_cross_entropy
 from funcnn.models import mlp
 from funcnn.train import (
     ExperimentConfig,
     TrainSpec,
+    make_optimizer,
     markdown_table,
     open_run,
     parse_config,
     run_grid,
     summarize,
 )
+from funcnn.train.cli import OptimizerName, apply_smoke, check_hidden_activations
 from funcnn.train.plots import nanmean, pyplot
 
 EXPERIMENT = "init_ablation"
@@ -70,23 +75,29 @@ INITS: dict[str, Any] = {
     "lecun": lambda: I.lecun_normal(),
     "orthogonal": lambda: I.orthogonal(),
 }
+#: The default activations: the units of the papers reproduced (Glorot & Bengio: logistic,
+#: tanh; He et al.: ReLU). Any registered hidden-layer activation is accepted: the
+#: initializers do not depend on the activation (no gain is applied; He init is He init
+#: whatever follows), so the grid measures how each unit type fares under each of them.
 ACTIVATIONS = ("logistic", "tanh", "relu")
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig, resumable=False):
-    """Initializer x activation x depth grid on deep MLPs trained with plain SGD."""
+class Config(ExperimentConfig, resumable=False, imports=True):
+    """Initializer x activation x depth grid on deep MLPs trained with plain SGD (by default)."""
 
     dataset: str = "mnist1d"
     """'mnist1d' or 'digits' (flattened inputs)."""
     inits: tuple[str, ...] = tuple(INITS)
     """Initializers: normal_1 (N(0,1)), normal_0.01 (N(0,0.01^2)), glorot, he, lecun, orthogonal."""
     activations: tuple[str, ...] = ACTIVATIONS
+    """Hidden-layer activations: any registered elementwise one (the user's own with --import)."""
     depths: tuple[int, ...] = (5, 30)
     """Numbers of hidden layers."""
     width: int = 64
-    optimizer: str = "sgd"
-    """'sgd' (plain, as in the papers' analysis) or 'momentum' (SGD with momentum 0.9)."""
+    optimizer: OptimizerName = "sgd"
+    """'sgd' (plain, as in the papers' analysis), 'momentum' (SGD with momentum 0.9) or any other
+    optimizer of funcnn.train.make_optimizer ('adam', ...)."""
     lrs: tuple[float, ...] = (0.05,)
     """Learning rates (batched: they share one compilation)."""
     steps: int = 1500
@@ -121,15 +132,11 @@ def init_table(inits: list[str], seeds: list[int], sizes: list[int]) -> list[dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = dataclasses.replace(cfg, **SMOKE)
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
     for n in cfg.inits:
         if n not in INITS:
             raise SystemExit(f"init_ablation: unknown init {n!r}; choose from {list(INITS)}")
-    for a in cfg.activations:
-        if a not in ACTIVATIONS:
-            raise SystemExit(f"init_ablation: activation {a!r} not in {ACTIVATIONS}")
+    check_hidden_activations(cfg.activations, experiment=EXPERIMENT)  # after --import
     run = open_run(cfg, EXPERIMENT)
     t0 = time.perf_counter()
 
@@ -142,10 +149,19 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = list(cfg.seeds)
     tables = {d: init_table(list(cfg.inits), seeds, [data.x_train.shape[1], *(cfg.width,) * d, k]) for d in cfg.depths}
+    # The activations' own learnable params (PReLU's slopes, Swish's beta) at their initial
+    # values, per depth: the params of the same activation choice as the engine's (one entry
+    # per alternative), from one eager init. The dense weights come from the table above.
+    acts = tuple(dict.fromkeys(cfg.activations))
+    act_params = {}
+    for d in cfg.depths:
+        _, p0, _ = mlp((cfg.width,) * d, k, Choice(acts, 0), rule=cfg.rule).init(
+            jax.random.PRNGKey(0), (1, data.x_train.shape[1]))
+        act_params[d] = jax.device_get(p0)
 
     def build(c):
         model = mlp((cfg.width,) * c["depth"], k, c["activation"], rule=cfg.rule)
-        opt = optax.sgd(c["lr"], momentum=0.9 if cfg.optimizer == "momentum" else None)
+        opt = make_optimizer(cfg.optimizer, c["lr"])
         table = tables[c["depth"]]
 
         def init(key, in_shape):
@@ -156,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             dense = [{"w": jnp.asarray(t["w"])[i, j], "b": jnp.asarray(t["b"])[i, j]} for t in table]
             _, params, state = jax.eval_shape(lambda kk: model.init(kk, in_shape), key)  # structure only
             it = iter(dense)
-            params = tuple(next(it) if isinstance(p, dict) and "w" in p else p for p in params)
+            params = tuple(next(it) if isinstance(p, dict) and "w" in p else jax.tree.map(jnp.asarray, p0)
+                           for p, p0 in zip(params, act_params[c["depth"]], strict=True))
             return params, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), state)
 
         return TrainSpec(model, "softmax_cross_entropy", opt, init)
@@ -214,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
         fwd0, bwd0, dn0 = at("forward_var", 0), at("backward_var", 0), at("delta_norms", 0)
         hidden = slice(0, c["depth"])  # the hidden pre-activations (the output layer is last)
+        # saturated fractions of the activations with a flat region, dead ones of the ReLU family
+        saturates, dies = c["activation"] in SATURATING, c["activation"] in RELU_FAMILY
         with np.errstate(all="ignore"):
             metrics = {
                 "test_accuracy": last_finite("test_accuracy") if not m.diverged else np.nan,
@@ -223,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                 "bwd_var_first": float(bwd0[0]),
                 "bwd_var_last": float(bwd0[c["depth"] - 1]) if bwd0.size >= c["depth"] else np.nan,
                 "delta_ratio_init": float(dn0[0] / dn0[-1]),
-                "sat_init": float(np.nanmean(at("saturated_fraction", 0)[hidden])) if c["activation"] != "relu" else np.nan,
-                "sat_final": float(np.nanmean(at("saturated_fraction", -1)[hidden])) if c["activation"] != "relu" else np.nan,
-                "dead_init": float(np.nanmean(at("dead_fraction", 0)[hidden])) if c["activation"] == "relu" else np.nan,
+                "sat_init": float(np.nanmean(at("saturated_fraction", 0)[hidden])) if saturates else np.nan,
+                "sat_final": float(np.nanmean(at("saturated_fraction", -1)[hidden])) if saturates else np.nan,
+                "dead_init": float(np.nanmean(at("dead_fraction", 0)[hidden])) if dies else np.nan,
             }
         trained = (not m.diverged) and np.isfinite(metrics["test_accuracy"]) and metrics["test_accuracy"] >= chance + cfg.success_margin
         metrics["trained"] = float(trained)
@@ -325,11 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         "variance of the last hidden pre-activation at init; bwd_var_first = variance of dL/dz at the "
         "first hidden layer at init (unit normal cotangent at the output); delta_ratio_init = "
         "||delta^(1)|| / ||delta^(L)|| at init (first over output layer); sat = fraction of saturated "
-        "logistic/tanh outputs; dead_init = fraction of ReLU units inactive on the whole probe batch.\n\n"
+        "outputs (activations with a flat region: logistic, tanh, hard_*); dead_init = fraction of units "
+        "inactive on the whole probe batch (ReLU family).\n\n"
         "## Findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n"
     )
     run.write_summary(
-        rows, title="Initialization ablation (deep MLPs, plain SGD)", notes=notes,
+        rows, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})",
+        notes=notes,
         extra={"findings": findings, "chance": chance, "columns": cols, "groups": [g.name for g in result.groups],
                "compilations": {g.name: g.traces for g in result.groups}, "interrupted": result.interrupted},
     )
@@ -463,8 +484,8 @@ def _plots(run, cfg, records, rows, init_names, chance) -> None:
     fig.tight_layout()
     run.save_figure(fig, "training_curves.png")
 
-    # saturation (logistic, tanh) per layer at init and at the end, deepest net
-    sat_acts = [a for a in acts if a != "relu"]
+    # saturation (activations with a flat region: logistic, tanh, ...) per layer at init and at the end, deepest net
+    sat_acts = [a for a in acts if a in SATURATING]
     if sat_acts:
         fig, axes = plt.subplots(1, len(sat_acts), figsize=(5.5 * len(sat_acts), 3.5), squeeze=False)
         for j, a in enumerate(sat_acts):

@@ -53,18 +53,20 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
+from funcnn.train.cli import apply_smoke, check_hidden_activations
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "universal_approximation"
 
 
 @dataclasses.dataclass
-class Config(ExperimentConfig, resumable=False):
+class Config(ExperimentConfig, resumable=False, imports=True):
     """One hidden layer of width 1..256 fitting continuous targets on [-1, 1]."""
 
     targets: tuple[str, ...] = ("sin", "abs", "bumps")
     """Regression sets of funcnn.data (sin, abs, square, smooth_step, bumps)."""
     activations: tuple[str, ...] = ("logistic", "tanh", "relu")
+    """Hidden activations: any registered elementwise one (the user's own with --import)."""
     widths: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     lr: float = 0.01
     """Adam learning rate."""
@@ -100,9 +102,8 @@ def WidthMask(width) -> Layer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(Config, argv, description=__doc__)
-    if cfg.smoke:
-        cfg = dataclasses.replace(cfg, **SMOKE)
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    check_hidden_activations(cfg.activations, experiment=EXPERIMENT)  # after --import
     if not cfg.widths or min(cfg.widths) < 1:
         raise SystemExit("universal_approximation: widths must be >= 1")
     run = open_run(cfg, EXPERIMENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +25,26 @@ def run_help(name: str) -> str:
     return out.stdout
 
 
-def run_script_smoke(name: str, out_dir: Path, *, timeout: int = 580) -> tuple[Path, subprocess.CompletedProcess]:
-    """Run ``--smoke`` into ``out_dir``; check it exited 0; return its run directory and the process."""
-    out = subprocess.run(
-        [sys.executable, str(script_path(name)), "--smoke", "--out-dir", str(out_dir), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )
+def run_script(name: str, *args: str, cwd: Path = REPO, timeout: int = 580) -> subprocess.CompletedProcess:
+    """Run ``experiments/<name>.py *args`` in a subprocess (from ``cwd``, with the repository
+    importable from there); return the finished process, whatever its exit code."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, str(script_path(name)), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def run_script_smoke(name: str, out_dir: Path, *extra: str, cwd: Path = REPO,
+                     timeout: int = 580) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run ``--smoke`` (and the flags ``extra``) into ``out_dir``; check it exited 0; return its
+    run directory and the process."""
+    out = run_script(name, "--smoke", "--out-dir", str(out_dir), "--no-progress", *extra, cwd=cwd, timeout=timeout)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out_dir / name / "smoke", out
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
 
 
 def run_smoke(name: str, out_dir: Path, pngs: tuple[str, ...], *, timeout: int = 580) -> tuple[Path, dict[str, Any]]:

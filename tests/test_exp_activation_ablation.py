@@ -20,7 +20,7 @@ PNGS = (
 def test_help():
     out = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    for flag in ("--smoke", "--activations", "--datasets", "--high-lr", "--rule"):
+    for flag in ("--smoke", "--activations", "--datasets", "--high-lr", "--rule", "--import MODULE"):
         assert flag in out.stdout, flag
 
 

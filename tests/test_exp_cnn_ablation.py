@@ -11,7 +11,7 @@ NAME = "cnn_ablation"
 
 def test_help():
     stdout = run_help(NAME)
-    assert "MNIST-1D" in stdout and "--variants" in stdout
+    assert "MNIST-1D" in stdout and "--variants" in stdout and "--import MODULE" in stdout
 
 
 @pytest.mark.timeout(300)

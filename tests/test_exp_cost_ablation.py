@@ -11,7 +11,7 @@ NAME = "cost_ablation"
 
 def test_help():
     stdout = run_help(NAME)
-    assert "log-likelihood" in stdout and "--smoke" in stdout
+    assert "log-likelihood" in stdout and "--smoke" in stdout and "--import MODULE" in stdout
 
 
 @pytest.mark.timeout(300)

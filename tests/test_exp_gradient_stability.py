@@ -21,7 +21,7 @@ def _members(run):
 
 
 def test_help():
-    run_help(NAME)
+    assert "--import MODULE" in run_help(NAME)
 
 
 @pytest.mark.timeout(600)

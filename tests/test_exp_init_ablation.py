@@ -21,7 +21,8 @@ def _members(run):
 
 
 def test_help():
-    run_help(NAME)
+    stdout = run_help(NAME)
+    assert "--import MODULE" in stdout and "{sgd,momentum,nesterov,adam" in stdout
 
 
 @pytest.mark.timeout(600)

@@ -10,20 +10,47 @@ Subclass :class:`ExperimentConfig` (a dataclass) and call :func:`parse_config` (
     cfg = parse_config(Config, description=__doc__)
     run = open_run(cfg, "activation_ablation")
 
-Parsing has no side effect. :func:`open_run` does the starting: it joins a multi-process run
-when one is asked for (:func:`funcnn.parallel.initialize_distributed`), turns on the
-persistent compilation cache, creates the run directory (:class:`funcnn.train.RunDir`) and
-makes SIGTERM stop the run like Ctrl-C.
+Parsing starts nothing: no backend, no cluster, no run directory. It does two things past
+tyro's: it imports the modules a script declared with ``class Config(ExperimentConfig,
+imports=True)`` asks for (``--import MODULE``, repeatable: the user's own activations, made
+with :func:`funcnn.define_activation`, then become valid activation names), and it records
+which fields the command line set (:func:`explicit_fields`), so that :func:`apply_smoke`
+shrinks only the others::
+
+    SMOKE = dict(steps=10, seeds=lambda cfg: cfg.seeds[:1])   # values, or functions of cfg
+    cfg = apply_smoke(parse_config(Config, description=__doc__), SMOKE)
+
+:func:`open_run` does the starting: it joins a multi-process run when one is asked for
+(:func:`funcnn.parallel.initialize_distributed`), turns on the persistent compilation cache,
+creates the run directory (:class:`funcnn.train.RunDir`), makes SIGTERM stop the run like
+Ctrl-C and writes ``config.json`` from the config it is given (the final one, smoke values
+included) with the fields the command line set and the modules it imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from funcnn.train.runs import RunDir
+from funcnn.train.step import _OPTIMIZERS
+
+#: The optimizer names of :func:`funcnn.train.make_optimizer`, as a type: a config field
+#: ``optimizer: OptimizerName = "sgd"`` makes tyro refuse any other value (exit code 2).
+OptimizerName = Literal[_OPTIMIZERS]  # type: ignore[valid-type]
+
+_IMPORT_HELP = (
+    "import MODULE before the run (repeatable: --import a --import b): a module name importable "
+    "from the current directory, or a path to a .py file. Activations it registers with "
+    "funcnn.define_activation become valid activation names."
+)
 
 
 @dataclasses.dataclass
@@ -48,15 +75,27 @@ class ExperimentConfig:
 
     A script that keeps no checkpoints (a stopped run is rerun) declares
     ``class Config(ExperimentConfig, resumable=False)``: its command line has no ``--resume``.
+    A script that takes activation names declares ``imports=True``: its config gets the field
+    ``imports`` (``--import MODULE``, repeatable), the modules :func:`parse_config` imports
+    right after parsing (see :func:`import_user_modules`).
     """
 
-    def __init_subclass__(cls, *, resumable: bool = True, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, resumable: bool = True, imports: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not resumable:
+        if not resumable or imports:
             import tyro  # only scripts parse command lines
 
-            cls.__annotations__ = {**cls.__dict__.get("__annotations__", {}), "resume": tyro.conf.Suppress[bool]}
-            cls.resume = False
+            ann = dict(cls.__dict__.get("__annotations__", {}))
+            if not resumable:
+                ann["resume"] = tyro.conf.Suppress[bool]
+                cls.resume = False
+            if imports:
+                ann["imports"] = typing.Annotated[
+                    tuple[str, ...], tyro.conf.arg(name="import", metavar="MODULE", help=_IMPORT_HELP),
+                    tyro.conf.UseAppendAction,
+                ]
+                cls.imports = ()
+            cls.__annotations__ = ann
 
     out_dir: str = "results"
     run_name: str | None = None
@@ -121,18 +160,189 @@ def _stop_on_sigterm(run: RunDir) -> None:
 
 
 def parse_config(cls: type, args: Sequence[str] | None = None, *, description: str | None = None) -> Any:
-    """Parse the command line into the dataclass ``cls`` with tyro (``--help`` included)."""
+    """Parse the command line into the dataclass ``cls`` with tyro (``--help`` included).
+
+    Then, for a config with an ``imports`` field (``imports=True``), imports its modules
+    (:func:`import_user_modules`), and records the fields the command line set: read them
+    back with :func:`explicit_fields` (:func:`apply_smoke` leaves them alone).
+
+    Args:
+      cls: the config dataclass (a subclass of :class:`ExperimentConfig`).
+      args: the command line without the program name (default: ``sys.argv[1:]``).
+      description: the ``--help`` text (the script's docstring).
+    """
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"parse_config: cls must be a dataclass type, got {cls!r}")
     import tyro
 
-    return tyro.cli(cls, args=args, description=description)
+    args = list(sys.argv[1:] if args is None else args)
+    cfg = tyro.cli(cls, args=args, description=description)
+    import_user_modules(getattr(cfg, "imports", ()))
+    return _with_explicit(cfg, _fields_on_command_line(cls, args))
+
+
+#: The attribute of a parsed config that holds the names of the fields its command line set.
+_EXPLICIT = "_fields_set_on_command_line"
+
+
+def _with_explicit(cfg: Any, names: frozenset[str]) -> Any:
+    object.__setattr__(cfg, _EXPLICIT, frozenset(names))  # not a field: not in config.json's "config"
+    return cfg
+
+
+def explicit_fields(cfg: Any) -> frozenset[str]:
+    """The names of the fields of ``cfg`` that its command line set (empty when ``cfg`` was
+    not made by :func:`parse_config` or :func:`apply_smoke`)."""
+    return getattr(cfg, _EXPLICIT, frozenset())
+
+
+def _cli_names(cls: type) -> dict[str, str]:
+    """``{flag name without '--': field name}`` of every field: tyro's hyphenated name (and the
+    underscored one, which tyro accepts too), ``no-<name>`` for a bool, and a name given with
+    ``tyro.conf.arg(name=...)`` (``--import`` for ``imports``)."""
+    import tyro
+
+    arg_config = type(tyro.conf.arg(name="x"))
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception:  # an annotation tyro resolved but typing cannot: fall back to field names
+        hints = {}
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        names = [f.name]
+        for meta in getattr(hints.get(f.name), "__metadata__", ()):
+            if isinstance(meta, arg_config) and getattr(meta, "name", None):
+                names = [meta.name]
+        for n in names:
+            for flag in {n.replace("_", "-"), n}:
+                out[flag] = f.name
+                out[f"no-{flag}"] = f.name
+    return out
+
+
+def _fields_on_command_line(cls: type, args: Sequence[str]) -> frozenset[str]:
+    """The fields named by the ``--flag``, ``--flag=value`` and ``--no-flag`` tokens of ``args``
+    (tokens after a bare ``--`` are values, not flags)."""
+    names = _cli_names(cls)
+    out = set()
+    for tok in args:
+        if tok == "--":
+            break
+        if tok.startswith("--"):
+            flag = tok[2:].split("=", 1)[0]
+            if flag in names:
+                out.add(names[flag])
+    return frozenset(out)
+
+
+def apply_smoke(cfg: Any, values: Mapping[str, Any]) -> Any:
+    """The ``--smoke`` version of ``cfg``: ``values`` for every field the command line did not set.
+
+    ``cfg`` unchanged when ``cfg.smoke`` is false. A value may be a function of the config as
+    parsed (``seeds=lambda cfg: cfg.seeds[:1]``). Fields set on the command line
+    (:func:`explicit_fields`) keep their values: ``--smoke --seeds 5`` runs seed 5.
+
+    Raises:
+      TypeError: ``values`` names a field ``cfg`` does not have.
+    """
+    if not getattr(cfg, "smoke", False):
+        return cfg
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise TypeError(f"apply_smoke: {type(cfg).__name__} has no field {unknown[0]!r}")
+    explicit = explicit_fields(cfg)
+    return replace_config(cfg, **{k: (v(cfg) if callable(v) else v) for k, v in values.items() if k not in explicit})
+
+
+def replace_config(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace(cfg, **changes)`` that keeps :func:`explicit_fields` (a script's
+    default that depends on other fields, e.g. ``compare_activation`` falling back to the first
+    of ``activations``, is set with it)."""
+    return _with_explicit(dataclasses.replace(cfg, **changes), explicit_fields(cfg))
+
+
+def check_hidden_activations(names: Sequence[str], *, experiment: str, flag: str = "--activations") -> None:
+    """Exit (``SystemExit``, before any run directory exists) unless every name is a registered
+    hidden-layer activation: an elementwise one of :mod:`funcnn.registry`, the built-ins and
+    whatever ``--import`` registered. Read when called, so call it after :func:`parse_config`.
+    """
+    from funcnn import registry
+
+    hidden = registry.activation_names(hidden=True)
+    for name in names:
+        if name not in hidden:
+            why = " (an output nonlinearity)" if registry.is_registered(name) else ""
+            raise SystemExit(
+                f"{experiment}: {flag}: activation {name!r}{why} is not a hidden-layer activation; choose from "
+                f"{', '.join(hidden)} (or register your own with funcnn.define_activation in a module and add "
+                f"--import MODULE)"
+            )
+
+
+def import_user_modules(names: Sequence[str], *, flag: str = "--import") -> list[Any]:
+    """Import the modules ``names`` (what ``--import`` gave), in order; return them.
+
+    A name ending in ``.py`` (or containing a path separator) is a file, loaded under its stem
+    (``my_acts.py`` -> module ``my_acts``); any other is a module name, imported with the
+    current directory first on ``sys.path`` (``--import my_acts`` finds ``./my_acts.py``).
+    Importing a module twice runs it once.
+
+    Raises:
+      SystemExit: (exit code 2) a module could not be imported; one line on stderr names the
+        flag, the module and the exception.
+    """
+    mods = []
+    for name in names:
+        try:
+            mods.append(_import_one(name))
+        except Exception as e:  # noqa: BLE001 -- whatever the user's module raised, reported in one line
+            prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "funcnn"
+            msg = " ".join(str(e).split()) or "(no message)"
+            print(f"{prog}: error: {flag} {name}: cannot import it: {type(e).__name__}: {msg}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return mods
+
+
+def _import_one(name: str) -> Any:
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        path = Path(name).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file {str(path)!r}")
+        mod_name = path.stem
+        if not mod_name.isidentifier():
+            raise ValueError(f"the file name {path.name!r} is not a module name (a Python identifier + .py)")
+        old = sys.modules.get(mod_name)
+        if old is not None:
+            if getattr(old, "__file__", None) and Path(old.__file__).resolve() == path:
+                return old
+            raise ValueError(f"a module named {mod_name!r} is already imported (from "
+                             f"{getattr(old, '__file__', None) or 'a built-in'}); rename the file")
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {str(path)!r} as a Python module")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = mod  # before running it, as `import` does (dataclasses, pickle need it)
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            sys.modules.pop(mod_name, None)
+            raise
+        return mod
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return importlib.import_module(name)
 
 
 def open_run(
     cfg: ExperimentConfig, experiment: str, *, extra: Mapping[str, Any] | None = None, resumable: bool = False
 ) -> RunDir:
     """Create (or, with ``cfg.resume``, reopen) the run directory and write ``config.json``.
+
+    ``config.json`` records ``cfg`` as given (pass the final config: after
+    :func:`apply_smoke`), its ``imports`` among them, and the fields its command line set
+    (``"set_on_command_line"``).
 
     First, before any computation creates a JAX backend, joins a multi-process run if one is
     asked for (``cfg.distributed`` or the environment: :func:`funcnn.parallel.initialize_distributed`);
@@ -160,5 +370,6 @@ def open_run(
     _stop_on_sigterm(run)
     run.compile_stats = CompileStats.start()
     run.compile_cache = cache
-    run.write_config(cfg, extra={"compile_cache": cache, **(extra or {})})
+    record = {"compile_cache": cache, "set_on_command_line": sorted(explicit_fields(cfg))}
+    run.write_config(cfg, extra={**record, **(extra or {})})
     return run

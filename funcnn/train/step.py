@@ -288,8 +288,10 @@ def make_optimizer(
     if name not in _OPTIMIZERS:
         listed = ", ".join(repr(n) for n in _OPTIMIZERS)
         raise ValueError(f"make_optimizer: unknown optimizer name {name!r}; expected one of {listed}")
-    if not callable(learning_rate):
+    if not callable(learning_rate) and not isinstance(learning_rate, jax.core.Tracer):  # traced: a grid's batched lr
         lr = learning_rate
+        if isinstance(lr, jax.Array) and lr.ndim == 0:
+            lr = float(lr)
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not math.isfinite(float(lr)) or lr <= 0:
             raise ValueError(
                 f"make_optimizer: learning_rate must be a finite number > 0 (or an optax schedule), got {lr!r}"
