@@ -23,11 +23,10 @@ What it measures, per initializer x activation x depth (x learning rate, x seed)
   chance, divergence (non-finite loss; the member is stopped, the step recorded, the study
   goes on).
 
-All six initializers and every activation of one depth share ONE compiled program (the
-activation is a choice picked by data, :class:`funcnn.Choice`); the initializers are vmapped: the
-initializer is picked by a batched index (every candidate weight is drawn and the one
-with that index kept), so a depth costs one compilation whatever the number of
-activations, initializers, learning rates and seeds.
+All six initializers and every activation of one depth share ONE compiled program: both are
+grid choices picked by data (:class:`funcnn.Choice`; ``Dense(..., w_init=Choice(...))``
+draws each member's weights by its own initializer), so a depth costs one compilation
+whatever the number of activations, initializers, learning rates and seeds.
 
 Outputs (results/init_ablation/<run>/): summary.json/.md (table + computed Findings),
 metrics.jsonl, variance_per_layer.png, delta_norms.png, success_grid.png,
@@ -66,15 +65,18 @@ from funcnn.train.plots import nanmean, pyplot
 
 EXPERIMENT = "init_ablation"
 
-#: Initializer name -> factory of the weight initializer (biases are zero).
-INITS: dict[str, Any] = {
-    "normal_1": lambda: I.normal(1.0),
-    "normal_0.01": lambda: I.normal(0.01),
-    "glorot": lambda: I.glorot_normal(),
-    "he": lambda: I.he_normal(),
-    "lecun": lambda: I.lecun_normal(),
-    "orthogonal": lambda: I.orthogonal(),
+#: The study's initializer names -> names of funcnn.initializers (biases are zero). Each is a
+#: grid choice: ``Dense(..., w_init=Choice(...))`` draws a member's weights by its own pick.
+INITS: dict[str, str] = {
+    "normal_1": "normal",            # N(0, 1)
+    "normal_0.01": "normal_0_01",    # N(0, 0.01^2), registered below
+    "glorot": "glorot_normal",
+    "he": "he_normal",
+    "lecun": "lecun_normal",
+    "orthogonal": "orthogonal",
 }
+if "normal_0_01" not in I.INITIALIZER_NAMES:
+    I.register_initializer("normal_0_01", lambda: I.normal(0.01))
 #: The default activations: the units of the papers reproduced (Glorot & Bengio: logistic,
 #: tanh; He et al.: ReLU). Any registered hidden-layer activation is accepted: the
 #: initializers do not depend on the activation (no gain is applied; He init is He init
@@ -116,21 +118,6 @@ SMOKE = dict(inits=("normal_1", "glorot", "he"), activations=("logistic",), dept
              eval_every=10, probe_size=16, seeds=(0,), batch_size=32)
 
 
-def init_table(inits: list[str], seeds: list[int], sizes: list[int]) -> list[dict[str, np.ndarray]]:
-    """Dense params of every (initializer, seed), drawn eagerly, stacked ``(n_init, n_seed, ...)``.
-
-    Layer ``l`` of seed ``s`` uses ``fold_in(PRNGKey(s), l)``; biases are zero. Drawing them
-    here (op by op, cached per shape) instead of inside the compiled init keeps the
-    compilation of a deep net cheap; the training program gathers its member's entry.
-    """
-    table = []
-    for l, (din, dout) in enumerate(zip(sizes[:-1], sizes[1:])):
-        ws = [[np.asarray(INITS[n]()(jax.random.fold_in(jax.random.PRNGKey(s), l), (din, dout), jnp.float32))
-               for s in seeds] for n in inits]
-        table.append({"w": np.asarray(ws), "b": np.zeros((len(inits), len(seeds), dout), np.float32)})
-    return table
-
-
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
     for n in cfg.inits:
@@ -147,36 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     yp = jnp.asarray(data.y_train[: cfg.probe_size])
     init_names = list(INITS)
 
-    seeds = list(cfg.seeds)
-    tables = {d: init_table(list(cfg.inits), seeds, [data.x_train.shape[1], *(cfg.width,) * d, k]) for d in cfg.depths}
-    # The activations' own learnable params (PReLU's slopes, Swish's beta) at their initial
-    # values, per depth: the params of the same activation choice as the engine's (one entry
-    # per alternative), from one eager init. The dense weights come from the table above.
-    acts = tuple(dict.fromkeys(cfg.activations))
-    act_params = {}
-    for d in cfg.depths:
-        _, p0, _ = mlp((cfg.width,) * d, k, Choice(acts, 0), rule=cfg.rule).init(
-            jax.random.PRNGKey(0), (1, data.x_train.shape[1]))
-        act_params[d] = jax.device_get(p0)
-
     def build(c):
-        model = mlp((cfg.width,) * c["depth"], k, c["activation"], rule=cfg.rule)
-        opt = make_optimizer(cfg.optimizer, c["lr"])
-        table = tables[c["depth"]]
-
-        def init(key, in_shape):
-            # the member's (initializer, seed) entry of the eagerly drawn table
-            i = jnp.asarray(c["init_id"]).astype(jnp.int32)
-            j = jnp.asarray(seeds.index(c["seed"]) if isinstance(c["seed"], int) else
-                            jnp.argmax(jnp.asarray(seeds) == c["seed"])).astype(jnp.int32)
-            dense = [{"w": jnp.asarray(t["w"])[i, j], "b": jnp.asarray(t["b"])[i, j]} for t in table]
-            _, params, state = jax.eval_shape(lambda kk: model.init(kk, in_shape), key)  # structure only
-            it = iter(dense)
-            params = tuple(next(it) if isinstance(p, dict) and "w" in p else jax.tree.map(jnp.asarray, p0)
-                           for p, p0 in zip(params, act_params[c["depth"]], strict=True))
-            return params, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), state)
-
-        return TrainSpec(model, "softmax_cross_entropy", opt, init)
+        # c["init"] is a Choice among the study's names; the layers take the library's names
+        w_init = Choice(tuple(INITS[o] for o in c["init"].options), c["init"].index)
+        model = mlp((cfg.width,) * c["depth"], k, c["activation"], w_init=w_init, b_init="zeros", rule=cfg.rule)
+        return TrainSpec(model, "softmax_cross_entropy", make_optimizer(cfg.optimizer, c["lr"]))
 
     def diagnostics(model, params, state):
         et = error_terms(model, params, state, softmax_cross_entropy, xp, yp)
@@ -192,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     grid = [
-        {"activation": a, "depth": d, "init_id": float(list(cfg.inits).index(n)), "lr": float(lr), "seed": s}
+        {"activation": a, "depth": d, "init": n, "lr": float(lr), "seed": s}
         for a in cfg.activations
         for d in cfg.depths
         for n in cfg.inits
@@ -202,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_grid(
         build, grid, (data.x_train, data.y_train), test_data=(data.x_test, data.y_test),
         steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
-        batched=("init_id", "lr"), choices=("activation",), diagnostics=diagnostics, run_dir=run, progress=cfg.progress,
+        batched=("lr",), choices=("activation", "init"), diagnostics=diagnostics, run_dir=run, progress=cfg.progress,
         mesh=cfg.device_mesh(), name=EXPERIMENT,
     )
     if result.interrupted:
@@ -214,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         c = m.config
         h = m.history
         em = h.eval_metrics
-        name = cfg.inits[int(c["init_id"])]
+        name = c["init"]
 
         def at(key, i):
             v = em.get(key)

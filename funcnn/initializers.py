@@ -454,8 +454,7 @@ def register_initializer(name: str, factory: Callable[[], Initializer]) -> None:
 def resolve(spec: Any, default: Callable[[], Initializer], *, fn: str, arg: str) -> Initializer:
     """The initializer ``spec`` stands for: a function as is, a name of :data:`INITIALIZER_NAMES`
     (the factory's defaults), a :class:`funcnn.Choice` among names (each member's params drawn
-    by its own pick: every option is drawn and the pick selected, a gather when the index is
-    traced), or ``None`` for ``default()``."""
+    by its own pick, through ``Choice.switch``), or ``None`` for ``default()``."""
     from funcnn.choice import Choice
 
     if spec is None:
@@ -468,9 +467,10 @@ def resolve(spec: Any, default: Callable[[], Initializer], *, fn: str, arg: str)
         inits = [_NAMED[o]() for o in spec.options]
 
         def chosen(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
-            if spec.concrete:
-                return inits[spec.index](key, shape, dtype)
-            return spec.pick([f(key, shape, dtype) for f in inits])
+            # a real branch for a traced but unbatched pick (a grid's block): only the chosen
+            # initializer runs; under vmap with a batched pick every one is drawn, then selected
+            branches = {o: (lambda k, f=f: f(k, shape, dtype)) for o, f in zip(spec.options, inits)}
+            return spec.switch(branches, key)
 
         chosen.__name__ = f"choice({spec.label})"
         return chosen
