@@ -237,6 +237,11 @@ def test_divergence_recorded_and_others_unaffected(grid_result):
             assert np.all(np.isfinite(loss[: m.diverged_step]))
             assert np.all(np.isnan(loss[m.diverged_step + 1 :]))
             assert len(loss) == GRID_KW["steps"]  # the study went on
+            # evaluations after the divergence report no numbers of the frozen params
+            after = m.history.eval_steps > m.diverged_step
+            assert after.any()
+            for k in ("train_loss", "train_accuracy"):
+                assert np.all(np.isnan(m.history.eval_metrics[k][after])), (k, m.config)
         else:
             assert m.diverged is None and m.diverged_step is None
             assert np.all(np.isfinite(m.history.step_metrics["loss"]))

@@ -696,13 +696,17 @@ class Engine:
         out = jax.device_get(
             self._evaluate(self.carry["params"], self.carry["state"], self.hp, self.datasets)
         )
+        alive = self.alive()
         for k, v in out.items():
             v = np.asarray(v)
             if not self.batched:
                 v = v[None]
-            self.eval_hist[k][:, i] = v[: self.M]
+            v = np.array(v[: self.M], dtype=np.result_type(v.dtype, np.float32))
+            # A diverged member's params are frozen at its last finite step: evaluating them
+            # would report numbers of a model that is no longer training. Its metrics are NaN.
+            v[~alive] = np.nan
+            self.eval_hist[k][:, i] = v
         self.eval_done[i] = True
-        alive = self.alive()
         spe = self.plan.steps_per_epoch
         records = []
         for m in range(self.M):
