@@ -147,10 +147,17 @@ def conv_algorithm(
                       jnp.dtype(dtype or jnp.float32))
         if parts is not None:
             return ConvPlan("auto", *parts)
-    s2d = s2d_ok and kh >= 3 and kw >= 3 and min(c_in, c_out) <= t["s2d_max_min_c"]
+    return ConvPlan("auto", *threshold_parts(w_shape, strides, dilations, t))
+
+
+def threshold_parts(w_shape, strides, dilations, t: dict | None = None) -> tuple[str, str, str]:
+    """``(forward, dx, dw)`` algorithms the fixed thresholds ``t`` (default: CPU's) pick."""
+    t = AUTO_THRESHOLDS["cpu"] if t is None else t
+    kh, kw, c_in, c_out = w_shape if len(w_shape) == 4 else (1, *w_shape)
+    s2d = _space_to_depth_applies(strides, dilations) and kh >= 3 and kw >= 3 and min(c_in, c_out) <= t["s2d_max_min_c"]
     forward = "space_to_depth" if s2d else "taps" if c_in <= t["taps_max_c_in"] else "textbook"
     dx = "taps" if c_in <= t["scatter_max_c_in"] else "space_to_depth" if s2d else "textbook"
-    return ConvPlan("auto", forward, dx, "space_to_depth" if s2d else "textbook")
+    return forward, dx, "space_to_depth" if s2d else "textbook"
 
 
 def forward_textbook(x, w, strides, pads, dilations, precision):

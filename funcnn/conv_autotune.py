@@ -5,9 +5,11 @@ CPU (vector width, caches, cores) as much as on the shape: on one CPU 2x2 blocks
 kernel's forward with 8 input channels, on another the plain XLA convolution does. So on
 CPU, the first time :func:`funcnn.conv2d` / :func:`funcnn.conv1d` is traced for a shape with
 ``algorithm="auto"``, each of its three sums (forward, dx, dw) is timed alone under every
-algorithm that computes it, on random arrays of that shape and dtype, and the fastest is
-kept: in memory, and in a JSON file per CPU model, core count and jax version
-(:func:`cache_file`), so later runs on the machine reuse it. A measurement costs a few
+algorithm that computes it, on random arrays of that shape and dtype; the fastest per sum
+is then verified against the fixed thresholds' plan with the three sums run together
+(interleaved rounds, medians) and kept only if it wins by :data:`MIN_GAIN`, else the
+thresholds' plan is kept. The choice is held in memory and in a JSON file per CPU model,
+core count and jax version (:func:`cache_file`), so later runs on the machine reuse it. A measurement costs a few
 compilations (about a second or two per shape for LeNet-sized layers); the choice changes
 the order of additions only, never the maths.
 
@@ -37,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn._conv_forward import AUTOTUNER, FORWARD
+from funcnn._conv_forward import AUTOTUNER, FORWARD, threshold_parts
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
 __all__ = ["ENV", "enabled", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
@@ -136,10 +138,44 @@ def _time_candidate(part, name, inputs, strides, pads, dilations) -> float:
 TIMER: Callable[..., float] = _time_candidate
 
 
-def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[str, str, str], dict[str, dict[str, float]]]:
-    """Time every candidate of each sum; returns the fastest per sum and all the times."""
+def _time_plan(parts, inputs, strides, pads, dilations, reps: int = 3) -> float:
+    """Seconds of the three sums of one convolution (forward, dx, dw) run together, as a
+    training step runs them, under the algorithms ``parts``: the best of ``reps``."""
+    x, w, g = inputs
+    fwd, dx, dw = parts
+
+    @jax.jit
+    def step(x, w, g):
+        return (FORWARD[fwd](x, w, strides, pads, dilations, None),
+                INPUT_GRAD[dx](g, w, x.shape[1:3], strides, pads, dilations, None),
+                KERNEL_GRAD[dw](x, g, w.shape[:2], strides, pads, dilations, None))
+
+    return _time_call(step, (x, w, g), reps)
+
+
+#: The timer of a whole plan: ``(parts, (x, w, g), strides, pads, dilations) -> seconds``.
+#: Replaceable (tests inject a fake one).
+PLAN_TIMER: Callable[..., float] = _time_plan
+#: A measured plan replaces the thresholds' only when the three sums run together are at
+#: least this much faster (a choice within the noise is not worth a program that differs).
+MIN_GAIN = 0.05
+#: Rounds of the thresholds' plan against the measured one, interleaved (A B A B ...); the
+#: medians decide, so one slow round (another process, a frequency change) does not.
+VERIFY_ROUNDS = 3
+
+
+def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[str, str, str], dict[str, Any]]:
+    """Time every candidate of each sum, then verify the fastest per sum against the fixed
+    thresholds' plan with the three sums run together: the measured plan is kept only when
+    it wins by :data:`MIN_GAIN` in the median of :data:`VERIFY_ROUNDS` interleaved rounds.
+    A sum timed alone can mispredict the step (caches, fusion, the other sums' layouts), and
+    a choice that loses to the thresholds is never returned (so never cached).
+
+    Returns ``(plan, times)``: ``times`` has each sum's candidates and, when the plans
+    differed, ``"verify"`` with both plans' median seconds and which one was kept.
+    """
     inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype)
-    times: dict[str, dict[str, float]] = {}
+    times: dict[str, Any] = {}
     best = []
     for part in ("forward", "input_grad", "kernel_grad"):
         times[part] = {
@@ -147,7 +183,19 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[st
             for name in candidates(part, w_shape, strides, dilations)
         }
         best.append(min(times[part], key=times[part].get))
-    return (best[0], best[1], best[2]), times
+    measured = (best[0], best[1], best[2])
+    base = threshold_parts(w_shape, strides, dilations)
+    if measured == base:
+        return measured, times
+    a, b = [], []
+    for _ in range(VERIFY_ROUNDS):
+        a.append(PLAN_TIMER(base, inputs, strides, pads, dilations))
+        b.append(PLAN_TIMER(measured, inputs, strides, pads, dilations))
+    t_base, t_measured = float(np.median(a)), float(np.median(b))
+    keep = measured if t_measured < (1.0 - MIN_GAIN) * t_base else base
+    times["verify"] = {"thresholds": list(base), "thresholds_s": t_base, "measured": list(measured),
+                       "measured_s": t_measured, "kept": list(keep)}
+    return keep, times
 
 
 def _load(path: Path) -> None:

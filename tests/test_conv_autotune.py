@@ -27,7 +27,11 @@ def tuning(monkeypatch, tmp_path):
         calls.append((part, name))
         return 1.0 if name == fastest[part] else 2.0
 
+    def plan_timer(parts, *shape_args):  # the sums together cost what they cost alone
+        return sum(1.0 if name == fastest[part] else 2.0 for part, name in zip(fastest, parts))
+
     monkeypatch.setattr(at, "TIMER", timer)
+    monkeypatch.setattr(at, "PLAN_TIMER", plan_timer)
     at.clear()
     yield calls
     at.clear()
@@ -130,5 +134,39 @@ def test_measures_outside_the_trace_it_is_called_from(monkeypatch, tmp_path):
         x, w = _arrays()
         jax.jit(jax.grad(lambda x: jnp.sum(funcnn.conv2d(x, w, padding="SAME"))))(x)
         assert staged and not any(staged)
+    finally:
+        at.clear()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_a_per_sum_timing_that_mispredicts_the_step_does_not_win(monkeypatch, tmp_path):
+    """Each sum timed alone says the measured plan wins; the three sums run together say the
+    thresholds' plan is faster: the thresholds' plan is kept, in memory and on disk."""
+    monkeypatch.setenv(at.ENV, "1")
+    monkeypatch.setenv(f"{at.ENV}_DIR", str(tmp_path))
+    x, w = _arrays()
+    base = funcnn._conv_forward.threshold_parts(w.shape, (1, 1), (1, 1))
+    alone_fastest = {"forward": "textbook", "input_grad": "textbook", "kernel_grad": "textbook"}
+    assert tuple(alone_fastest.values()) != base
+    monkeypatch.setattr(at, "TIMER", lambda part, name, *a: 1.0 if name == alone_fastest[part] else 2.0)
+    rounds = []
+
+    def plan_timer(parts, *a):
+        rounds.append(tuple(parts))
+        return 1.0 if tuple(parts) == base else 1.5  # together, the thresholds' plan is faster
+
+    monkeypatch.setattr(at, "PLAN_TIMER", plan_timer)
+    at.clear()
+    try:
+        plan = conv_plan(x, w, padding="SAME")
+        assert (plan.forward, plan.input_grad, plan.kernel_grad) == base
+        assert rounds == [base, ("textbook",) * 3] * at.VERIFY_ROUNDS  # interleaved rounds
+        assert list(json.loads(at.cache_file().read_text())["choices"].values()) == [list(base)]
+        # a measured plan within MIN_GAIN of the thresholds' does not win either
+        at.clear()
+        at.cache_file().unlink()
+        monkeypatch.setattr(at, "PLAN_TIMER", lambda parts, *a: 1.0 if tuple(parts) == base else 0.97)
+        plan = conv_plan(x, w, padding="SAME")
+        assert (plan.forward, plan.input_grad, plan.kernel_grad) == base
     finally:
         at.clear()
