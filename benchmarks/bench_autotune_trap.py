@@ -1,0 +1,68 @@
+"""The autotune trap: the LeNet-5 ReLU+max-pool Adam step from an EMPTY autotune cache.
+
+``python -m benchmarks.bench_autotune_trap`` runs three fresh processes, each with its own
+empty cache folder: the fixed thresholds (``FUNCNN_CONV_AUTOTUNE=0``), the autotune keeping
+each sum's fastest algorithm as timed alone (the old rule: verification switched off), and
+the autotune as it is (per-sum winners verified against the thresholds' plan with the three
+sums run together). It prints, per mode, the algorithms chosen, the first call's seconds
+(compile + measurement) and the median and best of 40 steps. Compare the modes' ratios in one
+run: the absolute times move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+MODES = ("thresholds", "unverified", "verified")
+
+
+def _one(mode: str, steps: int = 40) -> None:
+    os.environ["FUNCNN_CONV_AUTOTUNE"] = "0" if mode == "thresholds" else "1"
+    os.environ["FUNCNN_CONV_AUTOTUNE_DIR"] = tempfile.mkdtemp()
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from funcnn import conv_autotune as at
+    from funcnn.models import lenet5
+    from funcnn.train import make_train_step
+
+    if mode == "unverified":
+        at.MIN_GAIN = -1e9  # keep the per-sum winners whatever the joint timing says
+    model = lenet5(activation="relu", pool="max")
+    batch = 128
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, 28, 28, 1)), jnp.float32)
+    y = jnp.asarray(np.arange(batch) % 10)
+    _, params, state = model.init(jax.random.key(0), x.shape)
+    opt = optax.adam(1e-3)
+    step = make_train_step(model, "softmax_cross_entropy", opt)
+    t0 = time.perf_counter()
+    p, o, *_ = jax.block_until_ready(step(params, opt.init(params), state, x, y, jax.random.key(1)))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        jax.block_until_ready(step(p, o, state, x, y, jax.random.key(1)))
+        times.append(time.perf_counter() - t)
+    plans = "; ".join("/".join(v) for v in at.tuned().values()) or "thresholds"
+    print(f"| {mode} | {plans} | {first:.1f} s | {1e3 * np.median(times):.2f} ms | {1e3 * min(times):.2f} ms |", flush=True)
+
+
+def main() -> int:
+    if len(sys.argv) > 1:
+        _one(sys.argv[1])
+        return 0
+    print("| mode | chosen fwd/dx/dw per conv | first call | step median | step best |\n|---|---|---|---|---|")
+    for mode in MODES:
+        subprocess.run([sys.executable, "-m", "benchmarks.bench_autotune_trap", mode], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
