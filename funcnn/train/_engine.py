@@ -174,6 +174,8 @@ def check_labels(fn: str, name: str, y: Any, model: Any, in_shape: tuple[int, ..
     not a loss that became NaN at step 0."""
     if not jnp.issubdtype(np.asarray(y).dtype if not hasattr(y, "dtype") else y.dtype, jnp.integer):
         return
+    if isinstance(y, jax.Array) and not y.is_fully_addressable:
+        return  # a global array of a multi-process run: this process holds only its part
     shapes: list[Any] = []
 
     def trace() -> tuple:
