@@ -71,7 +71,25 @@ from funcnn.train import (
     summarize,
     time_interleaved,
 )
-from funcnn.train.cli import apply_smoke, check_hidden_activations, explicit_fields, replace_config
+from funcnn.train.cli import (
+    ConfigError,
+    apply_smoke,
+    check_batch,
+    check_hidden_activations,
+    check_int,
+    check_number,
+    check_positive,
+    check_values,
+    dataset_facts,
+    experiment_main,
+    explicit_fields,
+    grid_progress,
+    interrupted_at,
+    replace_config,
+    require,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import band, nanmean, pyplot
 
 EXPERIMENT = "activation_ablation"
@@ -101,9 +119,11 @@ class Config(ExperimentConfig, imports=True):
     cnn_lr: float = 1e-2
     """Adam learning rate of the CNNs."""
     high_lr: float = 3e-2
-    """The high learning rate of the dying-ReLU variant (0 turns the variant off)."""
+    """The high learning rate of the dying-ReLU variant: a finite number > 0, or 0 to turn the
+    variant off (a negative rate is refused)."""
     high_lr_archs: tuple[Literal["mlp", "cnn"], ...] = ("mlp",)
-    """Architectures that also train at ``high_lr`` (it shares their compiled program)."""
+    """Architectures that also train at ``high_lr`` (it shares their compiled program); each one
+    of --archs (none: no high-rate variant)."""
     mlp_widths: tuple[int, ...] = (100, 100)
     """Hidden widths of the MLP (MNIST-1D paper: 100 units)."""
     mlp_steps: int = 1500
@@ -121,6 +141,8 @@ class Config(ExperimentConfig, imports=True):
     compare_rules: bool = True
     """Train one configuration with the other rule too and compare the curves and step times."""
     compare_arch: Literal["mlp", "cnn"] = "mlp"
+    """Architecture of the rule comparison (when left at mlp and mlp is not among --archs: the
+    first of --archs)."""
     compare_activation: str = "relu"
     """Activation of the rule comparison (when left at relu and relu is not among
     --activations: the first of --activations)."""
@@ -139,6 +161,67 @@ SMOKE: dict[str, Any] = dict(
     archs=("mlp",), activations=("relu", "leaky_relu"), mlp_widths=(16,), mlp_steps=8, cnn_steps=8,
     mlp_batch=32, cnn_batch=32, mlp_evals=2, cnn_evals=2, probe_size=32, seeds=(0, 1), timing_shape=(16, 64), timing_rounds=3,
 )
+
+
+def resolve_defaults(cfg: Config) -> Config:
+    """Defaults that depend on other fields: the rule comparison's activation and architecture
+    fall back to the first of --activations / --archs when theirs is not in the grid (and the
+    command line did not set them)."""
+    if cfg.activations and cfg.compare_activation not in cfg.activations and "compare_activation" not in explicit_fields(cfg):
+        cfg = replace_config(cfg, compare_activation=cfg.activations[0])  # relu is not in the grid
+    if cfg.archs and cfg.compare_arch not in cfg.archs and "compare_arch" not in explicit_fields(cfg):
+        cfg = replace_config(cfg, compare_arch=cfg.archs[0])
+    return cfg
+
+
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_values("--datasets", cfg.datasets)
+    check_values("--archs", cfg.archs)
+    check_values("--activations", cfg.activations)
+    check_hidden_activations(cfg.activations, flag="--activations")  # after --import: the user's own too
+    check_positive("--mlp-lr", cfg.mlp_lr)
+    check_positive("--cnn-lr", cfg.cnn_lr)
+    check_number("--high-lr", cfg.high_lr, low=0)
+    check_values("--high-lr-archs", cfg.high_lr_archs, allow_empty=True)
+    explicit = explicit_fields(cfg)
+    if "high_lr_archs" in explicit:
+        if cfg.high_lr == 0 and cfg.high_lr_archs:
+            raise ConfigError("--high-lr-archs has no effect with --high-lr 0 (the variant is off): give one of them")
+        for a in cfg.high_lr_archs:
+            require(a in cfg.archs, "--high-lr-archs", f"among --archs ({' '.join(cfg.archs)})", a)
+    if cfg.high_lr > 0:
+        for a in cfg.high_lr_archs:
+            if a in cfg.archs and cfg.high_lr == base_lr(cfg, a):
+                raise ConfigError(f"--high-lr must differ from --{a}-lr ({base_lr(cfg, a):g}), the base rate of {a}, "
+                                  f"got {cfg.high_lr:g} (0 turns the variant off)")
+    check_values("--mlp-widths", cfg.mlp_widths, unique=False, each=check_int)
+    n_train = min(dataset_facts(d)["n_train"] for d in cfg.datasets)
+    smallest = min(cfg.datasets, key=lambda d: dataset_facts(d)["n_train"])
+    for arch in ("mlp", "cnn"):
+        check_int(f"--{arch}-steps", getattr(cfg, f"{arch}_steps"))
+        check_batch(f"--{arch}-batch", getattr(cfg, f"{arch}_batch"), smallest, n=n_train)
+        check_int(f"--{arch}-evals", getattr(cfg, f"{arch}_evals"))
+    check_batch("--probe-size", cfg.probe_size, smallest, n=n_train)
+    if cfg.compare_rules:
+        require(cfg.compare_arch in cfg.archs, "--compare-arch", f"among --archs ({' '.join(cfg.archs)})",
+                cfg.compare_arch)
+        require(cfg.compare_activation in cfg.activations, "--compare-activation",
+                f"among --activations ({' '.join(cfg.activations)})", cfg.compare_activation)
+    check_values("--timing-shape", cfg.timing_shape, unique=False, each=check_int)
+    check_int("--timing-rounds", cfg.timing_rounds)
+    # a flag that would do nothing is refused, not ignored
+    for arch, fields in (("mlp", ("mlp_lr", "mlp_widths", "mlp_steps", "mlp_batch", "mlp_evals")),
+                         ("cnn", ("cnn_lr", "cnn_steps", "cnn_batch", "cnn_evals"))):
+        given = [f for f in fields if f in explicit]
+        if given and arch not in cfg.archs:
+            raise ConfigError(f"--{given[0].replace('_', '-')} sets the {arch} runs, but --archs "
+                              f"({' '.join(cfg.archs)}) has no {arch}: add it to --archs or drop the flag")
+    given = [f for f in ("compare_arch", "compare_activation") if f in explicit]
+    if given and not cfg.compare_rules:
+        raise ConfigError(f"--{given[0].replace('_', '-')} sets the rule comparison, which --no-compare-rules turns "
+                          f"off: give one of them")
 
 
 def hidden_activations() -> tuple[str, ...]:
@@ -431,7 +514,7 @@ def member_record(m: Any) -> dict[str, Any]:
             delta_ratio_final=float(dn[0] / dn[-2]) if len(dn) > 1 and dn[-2] > 0 else np.nan,
         )
     mets = {k: (float(v) if v is not None else np.nan) for k, v in mets.items()}
-    return {"config": dict(m.config), "metrics": mets, "diverged": m.diverged}
+    return {"config": dict(m.config), "metrics": mets, "diverged": m.diverged, "step": m.step}
 
 
 def select(results: Mapping[tuple[str, str], GridResult], **where: Any) -> list[Any]:
@@ -711,12 +794,17 @@ def _pct(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.1f}%"
 
 
+#: What the summary says of a rule comparison that the interruption left without one side.
+RULES_NOT_RUN = ("Not run: the run was interrupted before both rules had trained the comparison configuration, "
+                 "so there is nothing to compare.")
+
+
 def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, str]], costs: list[dict[str, Any]],
-                steps: dict[str, float] | None, rule_rows: list[dict[str, Any]], interrupted: bool) -> list[str]:
+                steps: dict[str, float] | None, rule_rows: list[dict[str, Any]], interrupted: bool,
+                stopped: str = "") -> list[str]:
     out = []
     if interrupted:
-        out.append("The run was interrupted (Ctrl-C): only the members that were trained are reported, and "
-                   "unfinished ones are reported as they stood.")
+        out.append((stopped or "The run was interrupted.") + " Members are reported as they stood when it stopped.")
     out.append(f"softmax and log_softmax are output nonlinearities (they normalize a whole row into a distribution, "
                f"used with the loss), not hidden-layer units, so they are not part of this ablation; the "
                f"{len(cfg.activations)} activations compared are: {', '.join(cfg.activations)}.")
@@ -825,6 +913,9 @@ def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, 
             txt += (f" Time per train step (batch {arch_settings(cfg, cfg.compare_arch)['batch']}, one member): hand {steps['hand_ms_per_step']:.3f} ms, "
                     f"autodiff {steps['autodiff_ms_per_step']:.3f} ms (hand/autodiff {steps['hand_vs_autodiff']:.2f}).")
         out.append(txt)
+    elif cfg.compare_rules:
+        out.append(f"Hand rule vs autodiff on {cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation}: "
+                   + RULES_NOT_RUN[0].lower() + RULES_NOT_RUN[1:])
     return out
 
 
@@ -833,15 +924,10 @@ def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, 
 # --------------------------------------------------------------------------------------
 
 
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
-    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    check_hidden_activations(cfg.activations, experiment=EXPERIMENT)  # after --import: the user's own too
-    if not cfg.seeds or not cfg.datasets or not cfg.archs or not cfg.activations:
-        raise SystemExit(f"{EXPERIMENT}: seeds, datasets, archs and activations must not be empty")
-    if cfg.compare_activation not in cfg.activations and "compare_activation" not in explicit_fields(cfg):
-        cfg = replace_config(cfg, compare_activation=cfg.activations[0])  # relu is not in the grid
-    if cfg.compare_rules and cfg.compare_activation not in cfg.activations:
-        raise SystemExit(f"{EXPERIMENT}: --compare-activation {cfg.compare_activation!r} is not among --activations")
+    cfg = resolve_defaults(apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE))
+    validate(cfg, EXPERIMENT, check_config)
     t0, c0 = time.perf_counter(), time.process_time()
     run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(hidden_activations()),
                                            "excluded_output_nonlinearities": list(output_nonlinearities())})
@@ -852,8 +938,21 @@ def main(argv: list[str] | None = None) -> int:
 
     mesh = cfg.device_mesh()
     results, interrupted = train_grid(configs, cfg, data, run=run, mesh=mesh)
+    stopped = suffix = ""
     if interrupted:
-        print(f"{EXPERIMENT}: interrupted (Ctrl-C); summarizing the members that were trained", file=sys.stderr)
+        print(f"{EXPERIMENT}: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
+        progress = []
+        for key in dict.fromkeys((c["dataset"], c["arch"]) for c in configs):
+            steps_total = arch_settings(cfg, key[1])["steps"]
+            if key in results:
+                progress += grid_progress(results[key], steps_total)  # groups named dataset=...,arch=...,rule=...
+            else:
+                progress.append((f"dataset={key[0]},arch={key[1]}", 0, steps_total))
+        stopped = stopped_note(run, progress)
+        suffix = f" ({interrupted_at(progress)})"
+        # members whose group had not started are left out (the note names their groups)
+        results = {k: dataclasses.replace(r, members=[m for m in r.members if m.step > 0])
+                   for k, r in results.items()}
     t_train = time.perf_counter() - t0
 
     parts = [p for p in results]
@@ -875,16 +974,18 @@ def main(argv: list[str] | None = None) -> int:
                                    cfg.timing_rounds)
         except KeyboardInterrupt:
             interrupted = True
-            print(f"{EXPERIMENT}: interrupted during timing; skipping it", file=sys.stderr)
+            stopped = f"Interrupted: {run.stop_reason} during the timing, after every member had trained; no timing."
+            suffix = " (interrupted during the timing)"
+            print(f"{EXPERIMENT}: {run.stop_reason} during timing; skipping it", file=sys.stderr)
 
     # ---------------------------------------------------------------- tables and findings
-    findings = findings_of(cfg, rows, parts, costs, steps, rule_rows, interrupted)
-    main_cols = ["dataset", "arch", "activation", "lr", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std",
+    findings = findings_of(cfg, rows, parts, costs, steps, rule_rows, interrupted, stopped)
+    main_cols = ["dataset", "arch", "activation", "lr", "n", "n_diverged", "step", "test_accuracy_mean", "test_accuracy_std",
                  "test_loss_mean", "test_loss_std", "train_loss_mean", "train_loss_std", "dead_mean", "dead_std",
                  "saturated_mean", "saturated_std", "silent_mean", "silent_std"]
     main_rows = [r for r in rows if r["rule"] == cfg.rule and r["lr"] == base_lr(cfg, r["arch"])]
     high_rows = [r for r in rows if r["rule"] == cfg.rule and r["lr"] != base_lr(cfg, r["arch"])]
-    md = [f"Rule: {cfg.rule}. Adam on softmax cross-entropy; MLP (hidden widths {list(cfg.mlp_widths)}): "
+    md = ([f"**{stopped}**", ""] if stopped else []) + [f"Rule: {cfg.rule}. Adam on softmax cross-entropy; MLP (hidden widths {list(cfg.mlp_widths)}): "
           f"lr {cfg.mlp_lr:g}, batch {cfg.mlp_batch}, {cfg.mlp_steps} steps; CNN: lr {cfg.cnn_lr:g}, batch "
           f"{cfg.cnn_batch}, {cfg.cnn_steps} steps; {len(cfg.seeds)} seeds (mean ± std). "
           f"dead/saturated/silent: fractions at the end of training on a fixed batch of {cfg.probe_size} training "
@@ -906,13 +1007,16 @@ def main(argv: list[str] | None = None) -> int:
                markdown_table(rule_rows), ""]
         if steps:
             md += [markdown_table([{"rule": r, "ms_per_step": steps[f"{r}_ms_per_step"]} for r in RULES]), ""]
+    elif cfg.compare_rules:
+        md += [f"## Hand rule vs autodiff ({cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation})", "",
+               RULES_NOT_RUN, ""]
     md += ["## Findings", "", *[f"- {f}" for f in findings], ""]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     md += [f"Runtime: {wall:.0f} s wall ({t_train:.0f} s training), {cpu:.0f} s CPU (this process)."]
     compilations = {f"{ds}/{arch}/{g.name}": g.traces for (ds, arch), res in results.items() for g in res.groups}
     run.write_summary(
         [{k: r.get(k) for k in main_cols} for r in main_rows],
-        title=f"Activation ablation ({', '.join(cfg.datasets)}; {', '.join(cfg.archs)})",
+        title=f"Activation ablation ({', '.join(cfg.datasets)}; {', '.join(cfg.archs)})" + suffix,
         notes="\n".join(md),
         extra={
             "all_rows": rows, "high_lr_rows": high_rows, "activation_costs": costs, "step_costs": steps,

@@ -38,8 +38,36 @@ from funcnn.combinators import serial
 from funcnn.diagnostics import summary as model_summary
 from funcnn.layers import Activation, AvgPool1D, Conv1D, Dense, Dropout, Flatten, MaxPool1D
 from funcnn.models import mlp
-from funcnn.train import ExperimentConfig, TrainSpec, band, first_reach, markdown_table, open_run, parse_config, run_grid
-from funcnn.train.cli import apply_smoke, check_hidden_activations
+from funcnn.train import (
+    ExperimentConfig,
+    TrainSpec,
+    band,
+    first_reach,
+    markdown_table,
+    open_run,
+    parse_config,
+    run_grid,
+    summarize,
+)
+from funcnn.conv import conv_output_size
+from funcnn.train.cli import (
+    ConfigError,
+    apply_smoke,
+    check_batch,
+    check_choice,
+    check_hidden_activations,
+    check_int,
+    check_number,
+    check_positive,
+    check_values,
+    dataset_facts,
+    experiment_main,
+    explicit_fields,
+    grid_progress,
+    interrupted_at,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_ablation"
@@ -87,6 +115,7 @@ class Config(ExperimentConfig, resumable=False, imports=True):
     dropout: float = DROPOUT
     """dropout rate before the CNN's linear read-out (0: none)."""
     mlp_widths: tuple[int, ...] = (100, 100)
+    """hidden widths of the MLP baseline (at least one; only with --baselines)."""
     steps: int = STEPS
     batch_size: int = 100
     lr: float = 1e-2
@@ -121,12 +150,55 @@ def conv_net(cfg: Config, num_classes: int, padding: Any, stride: int, pool: str
 SMOKE: dict[str, Any] = dict(seeds=lambda cfg: cfg.seeds[:1], variants=("paper", "stride1_max"), steps=20, evals=2)
 
 
+def feature_lengths(cfg: Config, length: int, padding: Any, stride: int, pool: str | None = None) -> list[int]:
+    """The sequence length after each conv layer (and its pool) of a variant.
+
+    Raises:
+      ValueError: (``conv_output_size``) a kernel or pool window longer than what reaches it.
+    """
+    out, n = [], length
+    for k in cfg.kernels:
+        n = conv_output_size(n, k, stride, padding)
+        if pool is not None:
+            n = conv_output_size(n, 2, 2, "VALID")
+        out.append(n)
+    return out
+
+
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
+    check_choice("--dataset", cfg.dataset, ("mnist1d", "mnist1d_shuffled"))
+    check_values("--variants", cfg.variants, each=lambda f, v: check_choice(f, v, VARIANTS))
+    check_int("--channels", cfg.channels)
+    check_values("--kernels", cfg.kernels, unique=False, each=check_int)
+    length = dataset_facts(cfg.dataset)["shape"][0]
+    for v in cfg.variants:
+        desc, kw = VARIANTS[v]
+        try:
+            feature_lengths(cfg, length, **kw)
+        except ValueError as e:
+            raise ConfigError(f"--kernels must fit the length-{length} signals in every variant, got "
+                              f"{' '.join(map(str, cfg.kernels))}: variant {v!r} ({desc}) fails: {e}") from None
+    check_hidden_activations((cfg.activation,), flag="--activation")  # after --import
+    check_number("--dropout", cfg.dropout, low=0, high=1, high_open=True)
+    if cfg.baselines:
+        check_values("--mlp-widths", cfg.mlp_widths, unique=False, each=check_int)
+    elif "mlp_widths" in explicit_fields(cfg):
+        raise ConfigError("--mlp-widths sets the MLP baseline, which --no-baselines turns off: give one of them")
+    check_int("--steps", cfg.steps)
+    check_batch("--batch-size", cfg.batch_size, cfg.dataset)
+    check_positive("--lr", cfg.lr)
+    check_number("--weight-decay", cfg.weight_decay, low=0)
+    check_int("--evals", cfg.evals)
+    check_number("--target", cfg.target, low=0, high=1, low_open=True)
+
+
 def models(cfg: Config, num_classes: int) -> dict[str, tuple[str, Any]]:
     """name -> (description, model) of every model the run trains."""
     out: dict[str, tuple[str, Any]] = {}
     for v in cfg.variants:
-        if v not in VARIANTS:
-            raise SystemExit(f"cnn_ablation: unknown variant {v!r}; choose from {sorted(VARIANTS)}")
         desc, kw = VARIANTS[v]
         out[v] = (desc, conv_net(cfg, num_classes, **kw))
     if cfg.baselines:
@@ -147,6 +219,8 @@ def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
     lines = ["## Findings (computed from the measured numbers)", ""]
     acc = lambda m: by[m]["test_accuracy_mean"]  # noqa: E731
     std = lambda m: by[m]["test_accuracy_std"]  # noqa: E731
+    if not by:
+        return "\n".join(lines + ["- No model was trained."]) + "\n"
     n = by[next(iter(by))]["n"]
     if "paper" in by:
         ok = acc("paper") >= cfg.target
@@ -187,9 +261,10 @@ def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    check_hidden_activations((cfg.activation,), experiment=EXPERIMENT, flag="--activation")  # after --import
+    validate(cfg, EXPERIMENT, check_config)
     from funcnn.data import load
 
     ds = load(cfg.dataset)
@@ -207,15 +282,20 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=cfg.batch_size, eval_every=max(1, cfg.steps // max(1, cfg.evals)), run_dir=run,
         progress=cfg.progress, name="cnn_ablation", mesh=cfg.device_mesh(),
     )
+    progress = grid_progress(res, cfg.steps)
+    stopped = stopped_note(run, progress) if res.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if res.interrupted else ""
     if res.interrupted:
-        print("Interrupted (Ctrl-C): summarizing what finished.", file=sys.stderr)
-    rows = res.summary(metrics=["test_accuracy", "train_accuracy", "test_loss", "train_loss"])
+        print(f"{EXPERIMENT}: {run.stop_reason}: summarizing what was trained.", file=sys.stderr)
+    members = [m for m in res.members if m.step > 0 or not res.interrupted]  # not started: left out
+    rows = summarize([{"config": m.config, "metrics": m.final, "diverged": m.diverged, "step": m.step}
+                      for m in members], metrics=["test_accuracy", "train_accuracy", "test_loss", "train_loss"])
     in_shape = (1, *ds.x_train.shape[1:])
     for r in rows:
         name = r["model"]
         desc, model = zoo[name]
         s = model_summary(model, in_shape)
-        accs = [m.final.get("test_accuracy", np.nan) for m in res.members if m.config["model"] == name]
+        accs = [m.final.get("test_accuracy", np.nan) for m in members if m.config["model"] == name]
         convs = [row.out_shape[1] for row in s.rows if row.kind == "conv"]
         pools = [row.out_shape[1] for row in s.rows if row.kind == "pool"]
         r.update({
@@ -229,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         })
     # Steps to the target, per model (first evaluation at or above it), for the curves.
     reach: dict[str, list[int | None]] = {}
-    for m in res.members:
+    for m in members:
         reach.setdefault(m.config["model"], []).append(
             first_reach(m.history.eval_steps, m.history.eval_metrics["test_accuracy"], cfg.target))
     for r in rows:
@@ -253,16 +333,16 @@ def main(argv: list[str] | None = None) -> int:
         + findings(cfg, rows)
     )
     if res.interrupted:
-        notes = "**Interrupted (Ctrl-C): the results are partial.**\n\n" + notes
-    cols = ["model", "description", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std",
+        notes = f"**{stopped}**\n\n" + notes
+    cols = ["model", "description", "n", "n_diverged", "step", "test_accuracy_mean", "test_accuracy_std",
             "train_accuracy_mean", "train_accuracy_std", "test_loss_mean", "test_loss_std",
             "conv_out_lengths", "pool_out_lengths", "params", "macs_per_example", "steps_to_target",
             "reached_target", "paper_test_accuracy"]
-    run.write_summary(rows, title="CNN ablation on MNIST-1D", notes=notes,
+    run.write_summary(rows, title="CNN ablation on MNIST-1D" + suffix, notes=notes,
                       extra={"paper": PAPER, "ours_vs_paper": compare_rows, "interrupted": res.interrupted,
                              "seconds": time.time() - t0, "recipe": recipe})
     # Re-write summary.md with the column order above (write_summary uses every key).
-    md = "# CNN ablation on MNIST-1D\n\n" + markdown_table(rows, cols) + "\n\n" + notes
+    md = "# CNN ablation on MNIST-1D" + suffix + "\n\n" + markdown_table(rows, cols) + "\n\n" + notes
     run.write_text("summary.md", md)
 
     plt = pyplot()
@@ -281,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     ax1.set_title(f"{cfg.dataset}: ours vs Greydanus 2020")
     ax1.grid(True, axis="y", alpha=0.3)
     steps, curves = res.curves("test_accuracy")
+    curves = {k: v for k, v in curves.items() if k.replace("model=", "") in names}  # trained ones only
     for label, ys in curves.items():
         band(ax2, steps, ys, label=label.replace("model=", ""), spread="range")
     ax2.axhline(cfg.target, ls="--", color="k", lw=1)

@@ -46,7 +46,21 @@ from funcnn.conv import conv2d, conv_macs, conv_output_size
 from funcnn.diagnostics import summary as model_summary
 from funcnn.models import cnn2d
 from funcnn.train import ExperimentConfig, fit, make_optimizer, markdown_table, open_run, parse_config
-from funcnn.train.cli import apply_smoke
+from funcnn.train.cli import (
+    ConfigError,
+    apply_smoke,
+    check_batch,
+    check_choice,
+    check_int,
+    check_positive,
+    check_values,
+    dataset_facts,
+    experiment_main,
+    interrupted_at,
+    require,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cnn_anatomy"
@@ -59,7 +73,10 @@ class Config(ExperimentConfig, resumable=False):
 
     rule: str = "hand"
     """backward rule of every layer: "hand" (custom_vjp) or "autodiff"."""
+    seeds: tuple[int, ...] = (0,)
+    """the seed of the one model trained (exactly one)."""
     channels: tuple[int, ...] = (16, 32)
+    """channels of each conv layer (one 2x2 pooling after each: at most 3 on 8x8 digits)."""
     kernel: int = 3
     pool: str = "max"
     """pooling after each conv layer: "max" or "avg"."""
@@ -67,10 +84,11 @@ class Config(ExperimentConfig, resumable=False):
     batch_size: int = 64
     lr: float = 3e-3
     shifts: tuple[int, ...] = (1, 2, 3)
-    """translations (pixels) for the invariance measurement."""
+    """translations (pixels, 1-7 on the 8x8 digits) for the invariance measurement."""
     coverage_size: int = 8
     """side of the square input of the coverage heat maps."""
     coverage_kernel: int = 3
+    """side of the kernel of the coverage heat maps (at most --coverage-size)."""
     examples: int = 3
     """test digits whose feature maps are shown."""
     max_test: int = 360
@@ -79,6 +97,36 @@ class Config(ExperimentConfig, resumable=False):
 
 #: What --smoke changes (of what the command line did not set).
 SMOKE: dict[str, Any] = dict(seeds=lambda cfg: cfg.seeds[:1], epochs=1, max_test=64, examples=2)
+
+
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    facts = dataset_facts("digits")
+    side = facts["shape"][0]
+    require(len(cfg.seeds) == 1, "--seeds", "one seed (the script trains one model)", cfg.seeds)
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
+    require(cfg.mesh is None and cfg.devices in (None, 1), "--mesh/--devices",
+            "left out (cnn_anatomy trains one model on one device)", cfg.mesh if cfg.mesh is not None else cfg.devices)
+    check_values("--channels", cfg.channels, unique=False, each=check_int)
+    n = side
+    for i, _ in enumerate(cfg.channels):
+        if n < 2:
+            raise ConfigError(f"--channels must give at most {i} conv layers on the {side}x{side} digits (each is "
+                              f"followed by a 2x2 pooling), got {' '.join(map(str, cfg.channels))}")
+        n //= 2
+    check_int("--kernel", cfg.kernel, maximum=side, why=f" (the digits are {side}x{side})")
+    check_choice("--pool", cfg.pool, ("max", "avg"))
+    check_int("--epochs", cfg.epochs)
+    check_batch("--batch-size", cfg.batch_size, "digits")
+    check_positive("--lr", cfg.lr)
+    check_values("--shifts", cfg.shifts, each=lambda f, v: check_int(
+        f, v, maximum=side - 1, why=f" (pixels; the digits are {side}x{side})"))
+    check_int("--coverage-size", cfg.coverage_size)
+    check_int("--coverage-kernel", cfg.coverage_kernel, maximum=cfg.coverage_size,
+              why=f" (--coverage-size: the kernel must fit the {cfg.coverage_size}x{cfg.coverage_size} input)")
+    check_int("--examples", cfg.examples, maximum=facts["n_test"], why=" (test digits)")
+    check_int("--max-test", cfg.max_test, maximum=facts["n_test"], why=" (test digits)")
 
 
 # --------------------------------------------------------------------------- coverage
@@ -361,8 +409,10 @@ def findings(cfg: Config, acc: float, cov: dict[str, np.ndarray], table: dict[st
 # --------------------------------------------------------------------------- main
 
 
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    validate(cfg, EXPERIMENT, check_config)
     from funcnn.data import load
 
     ds = load("digits")
@@ -373,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     res = fit(model, "softmax_cross_entropy", make_optimizer("adam", cfg.lr), (ds.x_train, ds.y_train),
               test_data=(ds.x_test, ds.y_test), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed,
               run_dir=run, progress=cfg.progress, name="cnn2d")
+    stopped = stopped_note(run, [("cnn2d", res.step, res.total_steps)], table=False) if res.interrupted else ""
     if res.interrupted:
-        print("Interrupted (Ctrl-C): analysing the model as trained so far.", file=sys.stderr)
+        print(f"{EXPERIMENT}: {run.stop_reason}: analysing the model as trained so far.", file=sys.stderr)
     params, state = res.params, res.state
     acc = float(res.final.get("test_accuracy", float("nan")))
 
@@ -400,9 +451,11 @@ def main(argv: list[str] | None = None) -> int:
                  for p in PADDINGS]
 
     notes = findings(cfg, acc, cov, inv_table, checks)
-    md = ["# CNN anatomy (digits, cnn2d)", "",
+    suffix = f" ({interrupted_at([('cnn2d', res.step, res.total_steps)])})" if res.interrupted else ""
+    md = ["# CNN anatomy (digits, cnn2d)" + suffix, "",
           f"Model: cnn2d channels={cfg.channels}, kernel {cfg.kernel}, SAME, {cfg.pool} pool 2; Adam lr {cfg.lr}, "
-          f"{cfg.epochs} epochs, seed {seed}, rule={cfg.rule}. Test accuracy {acc:.4f}.", "",
+          f"{cfg.epochs} epochs ({res.step} of {res.total_steps} steps trained), seed {seed}, rule={cfg.rule}. "
+          f"Test accuracy {acc:.4f}.", "",
           "## Translation invariance (mean cosine similarity, shifted vs original test digits)", "",
           markdown_table(inv_rows), "",
           "## Per-layer geometry: output-size formula, parameters, MACs (batch 1)", "",
@@ -417,13 +470,14 @@ def main(argv: list[str] | None = None) -> int:
         md += [f"{p}:", "", "```", "\n".join(" ".join(f"{v:2.0f}" for v in r) for r in m), "```", ""]
     md.append(notes)
     if res.interrupted:
-        md.insert(1, "**Interrupted (Ctrl-C): the model was analysed as trained so far.**\n")
+        md.insert(1, f"**{stopped} The model was analysed as trained so far.**\n")
     run.write_json("summary.json", {
         "experiment": EXPERIMENT, "run_name": run.run_name, "test_accuracy": acc,
         "rows": inv_rows, "invariance": inv_rows, "layers": geo_rows, "output_sizes": size_rows,
         "coverage": {p: m.tolist() for p, m in cov.items()}, "coverage_check": checks,
         "total_params": summ.total_params, "total_macs": summ.total_macs,
-        "interrupted": res.interrupted, "seconds": time.time() - t0,
+        "interrupted": res.interrupted, "step": res.step, "total_steps": res.total_steps,
+        "seconds": time.time() - t0,
     })
     run.write_text("summary.md", "\n".join(md) + "\n")
 

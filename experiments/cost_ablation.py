@@ -57,7 +57,22 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import apply_smoke, check_hidden_activations
+from funcnn.train.cli import (
+    apply_smoke,
+    check_batch,
+    check_choice,
+    check_hidden_activations,
+    check_int,
+    check_number,
+    check_positive,
+    check_values,
+    dataset_facts,
+    interrupted_at,
+    experiment_main,
+    require,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "cost_ablation"
@@ -82,6 +97,7 @@ class Config(ExperimentConfig, resumable=False, imports=True):
     dataset: str = "digits"
     """data set of parts 2 and 3: "digits" or "mnist1d"."""
     positive_class: int = 0
+    """the class of part 2's one-vs-rest task (a class of --dataset: 0-9)."""
     ovr_biases: tuple[float, ...] = (0.0, 4.0, 8.0)
     """initial output bias b0 (h = logistic(b0) at the start)."""
     ovr_lr: float = 0.5
@@ -154,20 +170,31 @@ def _label(cost: str, start: str) -> str:
 
 
 def run_part(cfg, name, costs, build_for, configs_for, train, test, probe_diag, steps, bs, run, classification):
-    """One part: a run_grid per cost (each with its own output-gradient probe)."""
-    members, interrupted, seconds = [], False, 0.0
+    """One part: a run_grid per cost (each with its own output-gradient probe). Members whose
+    grid had not started when the run was interrupted are left out; ``progress`` lists every
+    cost's ``(name, step reached, steps)``."""
+    members, interrupted, seconds, progress = [], False, 0.0, []
     for cost, loss_fn in costs.items():
-        res = run_grid(
-            build_for(cost, loss_fn), configs_for(cost), train, test_data=test, steps=steps,
-            batch_size=bs, eval_every=eval_every(steps, cfg.evals), diagnostics=probe_diag(loss_fn),
-            classification=classification, run_dir=run, progress=cfg.progress, name=f"{name}:{cost}",
-        )
-        members += res.members
+        if interrupted:
+            progress.append((f"{name}:{cost}", 0, steps))
+            continue
+        try:
+            res = run_grid(
+                build_for(cost, loss_fn), configs_for(cost), train, test_data=test, steps=steps,
+                batch_size=bs, eval_every=eval_every(steps, cfg.evals), diagnostics=probe_diag(loss_fn),
+                classification=classification, run_dir=run, progress=cfg.progress, name=f"{name}:{cost}",
+            )
+        except KeyboardInterrupt:  # while the grid was being prepared: it had not started
+            progress.append((f"{name}:{cost}", 0, steps))
+            interrupted = True
+            continue
+        step = res.members[0].step if res.members else 0
+        progress.append((f"{name}:{cost}", step, steps))
+        members += [m for m in res.members if m.step > 0]
         seconds += res.seconds
         if res.interrupted:
             interrupted = True
-            break
-    return members, interrupted, seconds
+    return members, interrupted, seconds, progress
 
 
 # --------------------------------------------------------------------------- the parts
@@ -189,7 +216,7 @@ def part_neuron(cfg: Config, run) -> dict[str, Any]:
     def configs_for(cost):
         return [{"part": "neuron", "cost": cost, "w0": float(w), "b0": float(b), "seed": 0} for w, b in cfg.neuron_starts]
 
-    members, interrupted, secs = run_part(
+    members, interrupted, secs, progress = run_part(
         cfg, "neuron", BINARY_COSTS, build_for, configs_for, (x, y), None,
         lambda fn: output_gradient_probe(fn, x, y, True), cfg.neuron_steps, 1, run, False,
     )
@@ -208,14 +235,14 @@ def part_neuron(cfg: Config, run) -> dict[str, Any]:
             out_grad=m.history.eval_metrics["out_grad"],
         )
         rows.append({
-            "part": "neuron", "cost": c["cost"], "start": start, "n": 1,
+            "part": "neuron", "cost": c["cost"], "start": start, "n": 1, "step": m.step,
             "initial_output": float(m.history.eval_metrics["output"][0]),
             "initial_out_grad": float(m.history.eval_metrics["out_grad"][0]),
             "final_output": float(h[-1]) if len(h) else float("nan"),
             "steps_to_threshold": reached,
             "reached": f"{int(reached is not None)}/1",
         })
-    return {"rows": rows, "curves": curves, "interrupted": interrupted, "seconds": secs}
+    return {"rows": rows, "curves": curves, "interrupted": interrupted, "seconds": secs, "progress": progress}
 
 
 def _real_data(cfg: Config):
@@ -247,12 +274,13 @@ def part_ovr(cfg: Config, run, ds) -> dict[str, Any]:
     def configs_for(cost):
         return [{"part": "ovr", "cost": cost, "b0": float(b), "seed": int(s)} for b in cfg.ovr_biases for s in cfg.seeds]
 
-    members, interrupted, secs = run_part(
+    members, interrupted, secs, progress = run_part(
         cfg, "ovr", BINARY_COSTS, build_for, configs_for, (ds.x_train, ytr), (ds.x_test, yte),
         lambda fn: output_gradient_probe(fn, xp, yp, True), cfg.ovr_steps, cfg.batch_size, run, True,
     )
     return _real_rows(cfg, members, "ovr", "b0", cfg.ovr_threshold) | {"interrupted": interrupted, "seconds": secs,
-                                                                      "base_rate": float(1 - yte.mean())}
+                                                                      "base_rate": float(1 - yte.mean()),
+                                                                      "progress": progress}
 
 
 def part_softmax(cfg: Config, run, ds) -> dict[str, Any]:
@@ -278,18 +306,18 @@ def part_softmax(cfg: Config, run, ds) -> dict[str, Any]:
         return [{"part": "softmax", "cost": cost, "out_scale": float(s), "seed": int(sd)}
                 for s in cfg.out_scales for sd in cfg.seeds]
 
-    members, interrupted, secs = run_part(
+    members, interrupted, secs, progress = run_part(
         cfg, "softmax", SOFTMAX_COSTS, build_for, configs_for, (ds.x_train, ds.y_train), (ds.x_test, ds.y_test),
         lambda fn: output_gradient_probe(fn, xp, yp, False), cfg.softmax_steps, cfg.batch_size, run, True,
     )
     return _real_rows(cfg, members, "softmax", "out_scale", cfg.softmax_threshold) | {
-        "interrupted": interrupted, "seconds": secs}
+        "interrupted": interrupted, "seconds": secs, "progress": progress}
 
 
 def _real_rows(cfg, members, part, start_key, threshold) -> dict[str, Any]:
     recs = [{"config": {"cost": m.config["cost"], "start": f"{start_key}={m.config[start_key]:g}",
                         "seed": m.config["seed"]},
-             "metrics": m.final, "diverged": m.diverged} for m in members]
+             "metrics": m.final, "diverged": m.diverged, "step": m.step} for m in members]
     rows = summarize(recs, metrics=["test_accuracy", "test_loss", "train_loss"])
     curves: dict[str, dict[str, Any]] = {}
     for m in members:
@@ -448,27 +476,65 @@ def plot_all(cfg: Config, parts: dict[str, dict[str, Any]]):
 # --------------------------------------------------------------------------- main
 
 
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
+    require(cfg.mesh is None and cfg.devices in (None, 1), "--mesh/--devices",
+            "left out (cost_ablation trains on one device)", cfg.mesh if cfg.mesh is not None else cfg.devices)
+    check_values("--neuron-starts", cfg.neuron_starts,
+                 each=lambda f, wb: [check_number(f, v) for v in wb])
+    check_positive("--neuron-lr", cfg.neuron_lr)
+    check_int("--neuron-steps", cfg.neuron_steps)
+    check_number("--neuron-threshold", cfg.neuron_threshold, low=0, high=1, low_open=True, high_open=True)
+    check_choice("--dataset", cfg.dataset, ("digits", "mnist1d"))
+    k = dataset_facts(cfg.dataset)["num_classes"]
+    check_int("--positive-class", cfg.positive_class, minimum=0, maximum=k - 1, why=f" (a class of {cfg.dataset})")
+    check_values("--ovr-biases", cfg.ovr_biases, each=check_number)
+    check_positive("--ovr-lr", cfg.ovr_lr)
+    check_int("--ovr-steps", cfg.ovr_steps)
+    check_number("--ovr-threshold", cfg.ovr_threshold, low=0, high=1, low_open=True)
+    check_int("--hidden", cfg.hidden)
+    check_hidden_activations((cfg.hidden_activation,), flag="--hidden-activation")  # after --import
+    check_values("--out-scales", cfg.out_scales, each=check_positive)
+    check_positive("--softmax-lr", cfg.softmax_lr)
+    check_int("--softmax-steps", cfg.softmax_steps)
+    check_number("--softmax-threshold", cfg.softmax_threshold, low=0, high=1, low_open=True)
+    check_batch("--batch-size", cfg.batch_size, cfg.dataset)
+    check_int("--evals", cfg.evals)
+    check_batch("--probe-size", cfg.probe_size, cfg.dataset)
+
+
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    check_hidden_activations((cfg.hidden_activation,), experiment=EXPERIMENT, flag="--hidden-activation")
+    validate(cfg, EXPERIMENT, check_config)
     run = open_run(cfg, EXPERIMENT)
     t0 = time.time()
     ds = _real_data(cfg)
     parts: dict[str, dict[str, Any]] = {}
     interrupted = False
+    steps = {"neuron": cfg.neuron_steps, "ovr": cfg.ovr_steps, "softmax": cfg.softmax_steps}
+    progress: list[tuple[str, int, int]] = []
     for name, fn in (("neuron", lambda: part_neuron(cfg, run)),
                      ("ovr", lambda: part_ovr(cfg, run, ds)),
                      ("softmax", lambda: part_softmax(cfg, run, ds))):
+        if interrupted:
+            costs = BINARY_COSTS if name != "softmax" else SOFTMAX_COSTS
+            progress += [(f"{name}:{c}", 0, steps[name]) for c in costs]
+            continue
         res = fn()
-        parts[name] = res
+        progress += res["progress"]
+        if res["rows"]:
+            parts[name] = res
         if res["interrupted"]:
             interrupted = True
-            print(f"Interrupted during part {name!r}: keeping what finished.", file=sys.stderr)
-            break
+            print(f"{EXPERIMENT}: {run.stop_reason} during part {name!r}: keeping what was trained.", file=sys.stderr)
     rows = [r for p in parts.values() for r in p["rows"]]
     notes = findings(cfg, parts)
     if interrupted:
-        notes = "**Interrupted (Ctrl-C): the results are partial.**\n\n" + notes
+        notes = f"**{stopped_note(run, progress)}**\n\n" + notes
+    suffix = f" ({interrupted_at(progress)})" if interrupted else ""
     notes = (
         "Columns: steps_to_threshold = mean over the seeds that reached it (reached = how many); "
         "initial_out_grad = mean per-example ||dC/dz|| at the output pre-activation at step 0.\n\n"
@@ -477,13 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     for p in parts:
         run.write_text(f"table_{p}.md", markdown_table(parts[p]["rows"]) + "\n")
     run.write_summary(
-        rows, title="Cost ablation: squared error vs log-likelihood", notes=notes,
+        rows, title="Cost ablation: squared error vs log-likelihood" + suffix, notes=notes,
         extra={"interrupted": interrupted, "seconds": time.time() - t0,
                "thresholds": {"neuron_abs_error": cfg.neuron_threshold, "ovr_test_accuracy": cfg.ovr_threshold,
                               "softmax_test_accuracy": cfg.softmax_threshold}},
     )
-    fig = plot_all(cfg, parts)
-    run.save_figure(fig, "cost_ablation")
+    if parts:
+        run.save_figure(plot_all(cfg, parts), "cost_ablation")
     print(notes)
     print(f"cost_ablation: results in {run.path} ({time.time() - t0:.0f} s)")
     return run.exit_code(interrupted)

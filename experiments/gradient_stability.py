@@ -42,7 +42,21 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import OptimizerName, apply_smoke, check_hidden_activations
+from funcnn.train.cli import (
+    OptimizerName,
+    apply_smoke,
+    check_batch,
+    check_choice,
+    check_hidden_activations,
+    check_int,
+    check_positive,
+    experiment_main,
+    grid_progress,
+    interrupted_at,
+    require,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "gradient_stability"
@@ -89,11 +103,31 @@ def scaled_he(gain):
     return init
 
 
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_choice("--dataset", cfg.dataset, ("mnist1d", "digits"))
+    check_int("--depth", cfg.depth)  # depth 0 would train a linear model
+    check_int("--width", cfg.width)
+    check_hidden_activations((cfg.activation,), flag="--activation")  # after --import
+    check_positive("--base-lr", cfg.base_lr)
+    check_positive("--high-lr", cfg.high_lr)
+    require(cfg.high_lr != cfg.base_lr, "--high-lr", f"a rate other than --base-lr ({cfg.base_lr:g}), or the "
+            "high_lr scenario is the baseline", cfg.high_lr)
+    check_positive("--bad-gain", cfg.bad_gain)
+    require(cfg.bad_gain != 1, "--bad-gain", "a gain other than 1, or the bad_init scenario is the baseline",
+            cfg.bad_gain)
+    check_positive("--clip-norm", cfg.clip_norm)
+    check_int("--steps", cfg.steps)
+    check_batch("--batch-size", cfg.batch_size, cfg.dataset)
+    check_int("--eval-every", cfg.eval_every, minimum=0)
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
+
+
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    check_hidden_activations((cfg.activation,), experiment=EXPERIMENT, flag="--activation")  # after --import
-    if not cfg.clip_norm > 0:
-        raise SystemExit(f"gradient_stability: --clip-norm must be > 0, got {cfg.clip_norm}")
+    validate(cfg, EXPERIMENT, check_config)
     run = open_run(cfg, EXPERIMENT)
     t0 = time.perf_counter()
     data = load(cfg.dataset, flat=True)
@@ -126,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
         batched=("clip", "gain", "lr"), run_dir=run, progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT,
     )
+    progress = grid_progress(result, cfg.steps)
+    stopped = stopped_note(run, progress) if result.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
     if result.interrupted:
-        print("gradient_stability: interrupted (Ctrl-C); summarizing what finished", file=sys.stderr)
+        print(f"gradient_stability: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
 
     def scen(c):
         for name, (g, lr) in scenarios.items():
@@ -140,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
     records = []
     for m in result.members:
+        if result.interrupted and m.step == 0:
+            continue  # its group had not started: left out (stopped_note names it)
         c = m.config
         sm = m.history.step_metrics
         gn = sm["grad_norm"][np.isfinite(sm["grad_norm"])]
@@ -158,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps_done": float(np.isfinite(sm["loss"]).sum()),
             },
             "diverged": m.diverged,
+            "step": m.step,
             "member": m,
         })
     rows = summarize([{k2: v for k2, v in r.items() if k2 != "member"} for r in records])
@@ -209,15 +249,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"test accuracy {a['test_accuracy_mean']:.3f} -> {c_['test_accuracy_mean']:.3f}."
             )
     if result.interrupted:
-        findings.append("The run was interrupted: unfinished members are reported as they were.")
-    notes = (
+        findings.append(stopped)
+    notes = (f"**{stopped}**\n\n" if stopped else "") + (
         f"Deep MLP: {cfg.depth} hidden layers of {cfg.width} {cfg.activation} units, {cfg.dataset} "
         f"(chance {chance:.2f}), {cfg.optimizer} for {cfg.steps} steps of batch {cfg.batch_size}, "
         f"clip = global-norm clipping at {cfg.clip_norm}, BN = batch norm after every hidden Dense; "
         f"rule={cfg.rule}. Means are over the seeds that did not diverge.\n\n## Findings\n\n"
         + "\n".join(f"- {f}" for f in findings) + "\n"
     )
-    run.write_summary(rows, title="Gradient stability: clipping and batch norm", notes=notes,
+    run.write_summary(rows, title="Gradient stability: clipping and batch norm" + suffix, notes=notes,
                       extra={"findings": findings, "scenarios": scenarios, "interrupted": result.interrupted,
                              "compilations": {g.name: g.traces for g in result.groups}})
     _plots(run, cfg, records, list(scenarios))

@@ -60,7 +60,22 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import OptimizerName, apply_smoke, check_hidden_activations
+from funcnn.train.cli import (
+    OptimizerName,
+    apply_smoke,
+    check_batch,
+    check_choice,
+    check_hidden_activations,
+    check_int,
+    check_number,
+    check_positive,
+    check_values,
+    experiment_main,
+    grid_progress,
+    interrupted_at,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import nanmean, pyplot
 
 EXPERIMENT = "init_ablation"
@@ -118,12 +133,28 @@ SMOKE = dict(inits=("normal_1", "glorot", "he"), activations=("logistic",), dept
              eval_every=10, probe_size=16, seeds=(0,), batch_size=32)
 
 
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_choice("--dataset", cfg.dataset, ("mnist1d", "digits"))
+    check_values("--inits", cfg.inits, each=lambda f, v: check_choice(f, v, INITS))
+    check_values("--activations", cfg.activations)
+    check_hidden_activations(cfg.activations, flag="--activations")  # after --import
+    check_values("--depths", cfg.depths, each=check_int)
+    check_int("--width", cfg.width)
+    check_values("--lrs", cfg.lrs, each=check_positive)
+    check_int("--steps", cfg.steps)
+    check_batch("--batch-size", cfg.batch_size, cfg.dataset)
+    check_int("--eval-every", cfg.eval_every, minimum=0)
+    check_batch("--probe-size", cfg.probe_size, cfg.dataset)
+    check_number("--success-margin", cfg.success_margin, low=0, high=1, high_open=True)
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
+
+
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    for n in cfg.inits:
-        if n not in INITS:
-            raise SystemExit(f"init_ablation: unknown init {n!r}; choose from {list(INITS)}")
-    check_hidden_activations(cfg.activations, experiment=EXPERIMENT)  # after --import
+    validate(cfg, EXPERIMENT, check_config)
     run = open_run(cfg, EXPERIMENT)
     t0 = time.perf_counter()
 
@@ -167,12 +198,17 @@ def main(argv: list[str] | None = None) -> int:
         batched=("lr",), choices=("activation", "init"), diagnostics=diagnostics, run_dir=run, progress=cfg.progress,
         mesh=cfg.device_mesh(), name=EXPERIMENT,
     )
+    progress = grid_progress(result, cfg.steps)
+    stopped = stopped_note(run, progress) if result.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
     if result.interrupted:
-        print("init_ablation: interrupted (Ctrl-C); summarizing the members that finished", file=sys.stderr)
+        print(f"init_ablation: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
 
     # ---------------------------------------------------------------- per-member records
     records = []
     for m in result.members:
+        if result.interrupted and m.step == 0:
+            continue  # its group had not started: left out (stopped_note names it)
         c = m.config
         h = m.history
         em = h.eval_metrics
@@ -214,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": {"init": name, "activation": c["activation"], "depth": c["depth"], "lr": c["lr"], "seed": c["seed"]},
             "metrics": metrics,
             "diverged": m.diverged,
+            "step": m.step,
             "member": m,
         })
     rows = summarize([{k: v for k, v in r.items() if k != "member"} for r in records], over="seed")
@@ -295,12 +332,12 @@ def main(argv: list[str] | None = None) -> int:
             f"lr {best['lr']}: test accuracy {best['test_accuracy_mean']:.3f}."
         )
     if result.interrupted:
-        findings.append("The run was interrupted: members that did not finish are reported as they were.")
+        findings.append(stopped)
 
-    cols = ["init", "activation", "depth", "lr", "n", "n_diverged", "success_rate", "test_accuracy_mean",
+    cols = ["init", "activation", "depth", "lr", "n", "n_diverged", "step", "success_rate", "test_accuracy_mean",
             "test_accuracy_std", "train_loss_mean", "train_loss_std", "fwd_var_last_mean", "bwd_var_first_mean",
             "delta_ratio_init_mean", "sat_init_mean", "sat_final_mean", "dead_init_mean"]
-    notes = (
+    notes = (f"**{stopped}**\n\n" if stopped else "") + (
         f"Dataset {cfg.dataset} (chance {chance:.2f}); MLP width {cfg.width}; {cfg.optimizer} "
         f"for {cfg.steps} steps of batch {cfg.batch_size}; rule={cfg.rule}. Columns: fwd_var_last = "
         "variance of the last hidden pre-activation at init; bwd_var_first = variance of dL/dz at the "
@@ -311,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n"
     )
     run.write_summary(
-        rows, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})",
+        rows, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})" + suffix,
         notes=notes,
         extra={"findings": findings, "chance": chance, "columns": cols, "groups": [g.name for g in result.groups],
                "compilations": {g.name: g.traces for g in result.groups}, "interrupted": result.interrupted},

@@ -37,7 +37,21 @@ import funcnn
 from funcnn.data import load
 from funcnn.models import mlp, residual_mlp
 from funcnn.train import ExperimentConfig, TrainSpec, make_optimizer, open_run, parse_config, run_grid, summarize
-from funcnn.train.cli import OptimizerName, apply_smoke, check_hidden_activations
+from funcnn.train.cli import (
+    OptimizerName,
+    apply_smoke,
+    check_batch,
+    check_choice,
+    check_hidden_activations,
+    check_int,
+    check_positive,
+    check_values,
+    experiment_main,
+    grid_progress,
+    interrupted_at,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "skip_connections"
@@ -58,7 +72,7 @@ class Config(ExperimentConfig, resumable=False, imports=True):
 
     depths: tuple[int, ...] = (10, 30, 100)
     """Depths L: L + 2 weighted layers in every architecture."""
-    width: int = 64
+    width: int = 32
     activations: tuple[str, ...] = ("relu", "tanh")
     """Hidden activations (any registered elementwise name; the user's own with --import)."""
     inits: tuple[str, ...] = ("he_normal", "glorot_normal")
@@ -81,33 +95,20 @@ SMOKE = dict(depths=(2, 3), archs=("plain", "skipinit"), width=8, activations=("
 
 
 def check_config(cfg: Config) -> None:
-    """Every value that cannot be right stops the run before it trains or writes anything."""
-    def fail(msg: str) -> None:
-        raise SystemExit(f"{EXPERIMENT}: {msg}")
-
-    for flag, values in (("--depths", cfg.depths), ("--activations", cfg.activations), ("--inits", cfg.inits),
-                         ("--archs", cfg.archs), ("--seeds", cfg.seeds)):
-        if not values:
-            fail(f"{flag} must not be empty")
-        if len(set(values)) != len(values):
-            fail(f"{flag} has a repeated value: {list(values)}")
-    if any(d < 1 for d in cfg.depths):
-        fail(f"--depths must be >= 1, got {list(cfg.depths)}")
-    bad = [a for a in cfg.archs if a not in ARCHS]
-    if bad:
-        fail(f"--archs: unknown architecture {bad[0]!r}; choose from {', '.join(ARCHS)}")
-    bad = [i for i in cfg.inits if i not in funcnn.initializers.INITIALIZER_NAMES]
-    if bad:
-        fail(f"--inits: unknown initializer {bad[0]!r}; choose from {', '.join(funcnn.initializers.INITIALIZER_NAMES)}")
-    check_hidden_activations(cfg.activations, experiment=EXPERIMENT, flag="--activations")
-    for flag, v, lo in (("--width", cfg.width, 1), ("--steps", cfg.steps, 1), ("--batch-size", cfg.batch_size, 1),
-                        ("--probe-size", cfg.probe_size, 1), ("--eval-every", cfg.eval_every, 0)):
-        if v < lo:
-            fail(f"{flag} must be >= {lo}, got {v}")
-    if not (np.isfinite(cfg.lr) and cfg.lr > 0):
-        fail(f"--lr must be a finite number > 0, got {cfg.lr}")
-    if cfg.rule not in ("hand", "autodiff"):
-        fail(f"--rule must be 'hand' or 'autodiff', got {cfg.rule!r}")
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_values("--depths", cfg.depths, each=check_int)
+    check_values("--activations", cfg.activations)
+    check_hidden_activations(cfg.activations, flag="--activations")
+    check_values("--inits", cfg.inits, each=lambda f, v: check_choice(f, v, funcnn.initializers.INITIALIZER_NAMES))
+    check_values("--archs", cfg.archs, each=lambda f, v: check_choice(f, v, ARCHS))
+    check_int("--width", cfg.width)
+    check_int("--steps", cfg.steps)
+    check_batch("--batch-size", cfg.batch_size, "mnist1d")
+    check_batch("--probe-size", cfg.probe_size, "mnist1d")
+    check_int("--eval-every", cfg.eval_every, minimum=0)
+    check_positive("--lr", cfg.lr)
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
 
 
 def build_model(arch: str, depth: int, width: int, out: int, activation, w_init, rule: str):
@@ -128,6 +129,7 @@ def member_record(m) -> dict:
                     # error term of the first hidden layer over that of the last hidden one, at init
                     "delta_ratio_init": float(deltas[0, 0] / deltas[0, -2]) if deltas[0, -2] > 0 else np.nan},
         "diverged": m.diverged,
+        "step": m.step,
         "delta_init": deltas[0].tolist(),
         "delta_end": deltas[-1].tolist(),
     }
@@ -181,9 +183,10 @@ def findings_of(rows: list[dict], cfg: Config) -> list[str]:
     return out
 
 
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
     cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    check_config(cfg)
+    validate(cfg, EXPERIMENT, check_config)
     run = open_run(cfg, EXPERIMENT, extra={"papers": list(PAPERS)})
     t0 = time.perf_counter()
     data = load("mnist1d", flat=True)
@@ -204,18 +207,22 @@ def main(argv: list[str] | None = None) -> int:
                       steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
                       choices=("activation", "init"), diagnostics=diagnostics, run_dir=run,
                       progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT)
+    progress = grid_progress(result, cfg.steps)
+    stopped = stopped_note(run, progress) if result.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
     if result.interrupted:
-        print(f"{EXPERIMENT}: interrupted; summarizing what finished", file=sys.stderr)
-    records = [member_record(m) for m in result.members]
-    rows = summarize([{k2: r[k2] for k2 in ("config", "metrics", "diverged")} for r in records])
+        print(f"{EXPERIMENT}: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    members = [m for m in result.members if m.step > 0 or not result.interrupted]  # not started: left out
+    records = [member_record(m) for m in members]
+    rows = summarize([{k2: r[k2] for k2 in ("config", "metrics", "diverged", "step")} for r in records])
     findings = findings_of(rows, cfg)
     if result.interrupted:
-        findings.append("The run was interrupted: unfinished members are reported as they were.")
-    notes = (f"MNIST-1D, width {cfg.width}, {cfg.optimizer} lr {cfg.lr} for {cfg.steps} steps of batch {cfg.batch_size}, "
+        findings.append(stopped)
+    notes = (f"**{stopped}**\n\n" if stopped else "") + (f"MNIST-1D, width {cfg.width}, {cfg.optimizer} lr {cfg.lr} for {cfg.steps} steps of batch {cfg.batch_size}, "
              f"rule={cfg.rule}; delta ratio = ||delta|| of the first hidden layer over the last hidden layer's at "
              f"init. Means over seeds that did not diverge.\n\n## Findings\n\n" + "\n".join(f"- {f}" for f in findings)
              + "\n\n## What the papers report\n\n" + "\n".join(f"- {p}" for p in PAPERS) + "\n")
-    run.write_summary(rows, title="Skip connections as a cure for vanishing error terms", notes=notes,
+    run.write_summary(rows, title="Skip connections as a cure for vanishing error terms" + suffix, notes=notes,
                       extra={"findings": findings, "interrupted": result.interrupted,
                              "members": [{k2: r[k2] for k2 in ("config", "delta_init", "delta_end", "diverged")} for r in records],
                              "compilations": {g.name: g.traces for g in result.groups}})

@@ -53,7 +53,23 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import apply_smoke, check_hidden_activations
+from funcnn.data import REGRESSION_NAMES
+from funcnn.train.cli import (
+    apply_smoke,
+    check_choice,
+    check_hidden_activations,
+    check_int,
+    check_positive,
+    check_values,
+    experiment_main,
+    explicit_fields,
+    grid_progress,
+    interrupted_at,
+    replace_config,
+    require,
+    stopped_note,
+    validate,
+)
 from funcnn.train.plots import pyplot
 
 EXPERIMENT = "universal_approximation"
@@ -75,7 +91,8 @@ class Config(ExperimentConfig, resumable=False, imports=True):
     n_test: int = 1024
     eval_every: int = 500
     fit_widths: tuple[int, ...] = (2, 8, 32, 256)
-    """Widths whose fits are plotted."""
+    """Widths whose fits are plotted in fits.png (each one of --widths; when not given: those
+    of the default among --widths, else the smallest and the largest of --widths)."""
     seeds: tuple[int, ...] = (0, 1)
     rule: str = "hand"
     """'hand' (the hand-written backward rules) or 'autodiff' (jax.grad of the twins)."""
@@ -101,11 +118,38 @@ def WidthMask(width) -> Layer:
     return Layer(init, apply, name="WidthMask()", kind="other")
 
 
+def resolve_fit_widths(cfg: Config) -> Config:
+    """``--fit-widths`` left at its default keeps the default widths that are among --widths,
+    or else the smallest and largest of --widths (a plot of no fit would say nothing)."""
+    if "fit_widths" in explicit_fields(cfg) or not cfg.widths:
+        return cfg
+    keep = tuple(w for w in cfg.fit_widths if w in cfg.widths)
+    if not keep:
+        keep = tuple(dict.fromkeys((min(cfg.widths), max(cfg.widths))))
+    return replace_config(cfg, fit_widths=keep)
+
+
+def check_config(cfg: Config) -> None:
+    """Every value that cannot be right stops the run before it trains or writes anything
+    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    check_values("--targets", cfg.targets, each=lambda f, v: check_choice(f, v, REGRESSION_NAMES))
+    check_values("--activations", cfg.activations)
+    check_hidden_activations(cfg.activations, flag="--activations")  # after --import
+    check_values("--widths", cfg.widths, each=check_int)
+    check_values("--fit-widths", cfg.fit_widths, each=lambda f, v: require(
+        v in cfg.widths, f, f"one of --widths ({' '.join(map(str, cfg.widths))}): only those are trained", v))
+    check_positive("--lr", cfg.lr)
+    check_int("--steps", cfg.steps)
+    check_int("--n-train", cfg.n_train)
+    check_int("--n-test", cfg.n_test)
+    check_int("--eval-every", cfg.eval_every, minimum=0)
+    check_choice("--rule", cfg.rule, ("hand", "autodiff"))
+
+
+@experiment_main(EXPERIMENT)
 def main(argv: list[str] | None = None) -> int:
-    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    check_hidden_activations(cfg.activations, experiment=EXPERIMENT)  # after --import
-    if not cfg.widths or min(cfg.widths) < 1:
-        raise SystemExit("universal_approximation: widths must be >= 1")
+    cfg = resolve_fit_widths(apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE))
+    validate(cfg, EXPERIMENT, check_config)
     run = open_run(cfg, EXPERIMENT)
     t0 = time.perf_counter()
     wmax = int(max(cfg.widths))
@@ -157,12 +201,17 @@ def main(argv: list[str] | None = None) -> int:
                    batched=("width", "target_id", "lr"), run_dir=run, progress=cfg.progress,
                    mesh=cfg.device_mesh(), name=EXPERIMENT)
     interrupted = res.interrupted
+    progress = grid_progress(res, cfg.steps)
+    stopped = stopped_note(run, progress) if interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if interrupted else ""
     if interrupted:
-        print("universal_approximation: interrupted (Ctrl-C); summarizing what finished", file=sys.stderr)
+        print(f"universal_approximation: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
 
     records, fits = [], {}
     xt = jnp.asarray(x_test)
     for m in res.members:
+        if interrupted and m.step == 0:
+            continue  # its group had not started: left out (stopped_note names it)
         c = m.config
         tname = cfg.targets[int(c["target_id"])]
         width = int(c["width"])
@@ -176,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                         "test_mse": float(np.mean(err ** 2)) if not m.diverged else np.nan,
                         "train_loss": m.final.get("train_loss", np.nan)},
             "diverged": m.diverged,
+            "step": m.step,
         })
         if c["seed"] == cfg.seeds[0]:
             fits[(tname, c["activation"], width)] = (np.asarray(x_test)[:, 0], yt, pred)
@@ -205,13 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         if s:
             findings.append(f"{a}: mean log-log slope over targets {np.mean(s):.2f}.")
     if interrupted:
-        findings.append("The run was interrupted: only the finished targets are reported.")
-    notes = (
+        findings.append(stopped + " max_error and test_mse are those of the net as trained when it stopped.")
+    notes = (f"**{stopped}**\n\n" if stopped else "") + (
         f"One hidden layer, Adam lr {cfg.lr}, {cfg.steps} full-batch steps on {cfg.n_train} samples on "
         f"[-1, 1]; max_error = sup norm of the error on the {cfg.n_test}-point test grid; rule={cfg.rule}.\n\n"
         "## Findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n"
     )
-    run.write_summary(rows, title="Universal approximation: max error vs width", notes=notes,
+    run.write_summary(rows, title="Universal approximation: max error vs width" + suffix, notes=notes,
                       extra={"findings": findings, "slopes": slopes, "interrupted": interrupted,
                              "compilations": {g.name: g.traces for g in res.groups}})
     _plots(run, cfg, rows, fits)

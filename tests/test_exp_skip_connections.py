@@ -39,10 +39,12 @@ def test_smoke(tmp_path):
 
 
 def test_bad_settings_stop_before_training(tmp_path):
-    for args, msg in ((["--depths"], "--depths must not be empty"), (["--archs", "dense"], "unknown architecture 'dense'"),
-                      (["--inits", "he"], "unknown initializer 'he'"), (["--lr", "-1"], "--lr must be a finite number > 0"),
+    for args, msg in ((["--depths"], "--depths must list at least one value, got nothing"),
+                      (["--archs", "dense"], "--archs must be one of 'plain', 'residual', 'skipinit', got 'dense'"),
+                      (["--inits", "he"], "got 'he'"), (["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
                       (["--activations", "softmax"], "is not a hidden-layer activation")):
         out = run_script(NAME, "--smoke", "--out-dir", str(tmp_path), *args)
-        assert out.returncode != 0 and msg in out.stderr, (args, out.stderr[-1000:])
+        assert out.returncode == 2 and msg in out.stderr, (args, out.stderr[-1000:])
+        assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith(f"{NAME}: "), out.stderr
         assert "Traceback" not in out.stderr
     assert not (tmp_path / NAME).exists()

@@ -10,7 +10,9 @@ Layout written by :class:`RunDir`::
       *.png            plots (:mod:`funcnn.train.plots`)
 
 Every write is atomic (a temporary file in the same directory, then ``os.replace``), so a
-killed run never leaves a half-written file. An existing, non-empty run directory is never
+killed run never leaves a half-written file, and a write that fails (disk full, read-only
+file system) leaves the file as it was and raises :class:`RunWriteError`: one line naming the
+file, the run directory and the cause. An existing, non-empty run directory is never
 silently reused: :class:`RunDir` raises ``FileExistsError`` unless ``overwrite=True``
 (the old directory is deleted) or ``resume=True`` (it is reused, e.g. to continue from
 its checkpoints).
@@ -49,8 +51,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        try:
             os.unlink(tmp)
+        except OSError:  # gone already, or the folder turned read-only: the first error is the one to see
+            pass
         raise
 
 
@@ -118,7 +122,33 @@ def library_versions() -> dict[str, str]:
 
 
 class RunInUseError(RuntimeError):
-    """Another process is writing the run directory (its lock is held)."""
+    """Another process is writing the run directory (its lock is held); ``pid`` is the
+    holder's process id (a string, ``"?"`` when unknown), ``path`` the run directory."""
+
+    pid: str = "?"
+    path: Path | None = None
+
+
+class RunWriteError(OSError):
+    """A file of a run directory could not be written (disk full, read-only file system, ...).
+
+    ``str(e)`` is one line, ``cannot write metrics.jsonl in results/exp/r: No space left on
+    device (OSError)``; ``errno``/``strerror`` are the cause's, ``cause`` the original
+    exception, ``name`` the file and ``run_path`` the run directory. What was written before
+    stays as it was (every write is atomic).
+    """
+
+    def __init__(self, name: str, run_path: str | os.PathLike[str], cause: OSError) -> None:
+        why = cause.strerror or (os.strerror(cause.errno) if cause.errno else "") or str(cause) or "write failed"
+        super().__init__(cause.errno, why)
+        self.name, self.run_path, self.cause = name, Path(run_path), cause
+        self.message = f"cannot write {name} in {run_path}: {why} ({type(cause).__name__})"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.name, str(self.run_path), self.cause))
 
 
 # Run directories this process holds the lock of: path -> [file object, holders].
@@ -147,10 +177,12 @@ def _lock_run(path: Path) -> str | None:
         f.seek(0)
         holder = f.read().strip() or "?"
         f.close()
-        raise RunInUseError(
+        err = RunInUseError(
             f"RunDir: run directory {str(path)!r} is in use by another process (pid {holder}); "
             f"wait for it to finish, or choose another run name"
-        ) from None
+        )
+        err.pid, err.path = holder, path
+        raise err from None
     f.seek(0)
     f.truncate()
     f.write(str(os.getpid()))
@@ -181,6 +213,9 @@ class RunDir:
     While it is open, the run directory is locked against other processes (a second writer
     gets :class:`RunInUseError` naming the holder's pid, before anything is written or
     deleted); the lock goes with :meth:`close` or the process.
+
+    A write that fails (:meth:`write_json`, :meth:`write_text`, :meth:`append_metrics`,
+    :meth:`save_figure`, ...) raises :class:`RunWriteError` and leaves the file as it was.
 
     Raises:
       FileExistsError: the directory exists, is not empty, and neither flag is set.
@@ -213,7 +248,11 @@ class RunDir:
             raise
 
     def _open(self, overwrite: bool, resume: bool) -> None:
-        if self.path.exists() and any(self.path.iterdir()):
+        existed = self.path.exists() and any(self.path.iterdir())
+        #: True when this RunDir made the run (the directory was absent or empty, or replaced with
+        #: overwrite): :meth:`discard_if_unused` may then remove it again.
+        self.created = not resume and (overwrite or not existed)
+        if existed:
             if overwrite:
                 shutil.rmtree(self.path)
             elif not resume:
@@ -228,6 +267,47 @@ class RunDir:
         self.compile_stats: Any = None  # a funcnn.train.compilation.CompileStats (open_run sets it)
         self.compile_cache: str | None = None
         self.stop_signal: int | None = None  # SIGTERM's number once one stopped the run
+
+    @property
+    def stop_reason(self) -> str:
+        """How a stopped run was stopped, for its summary: ``"stopped by SIGTERM"`` (a signal
+        recorded in :attr:`stop_signal`) or ``"interrupted (Ctrl-C)"``."""
+        if self.stop_signal is None:
+            return "interrupted (Ctrl-C)"
+        import signal
+
+        try:
+            name = signal.Signals(self.stop_signal).name
+        except ValueError:
+            name = f"signal {self.stop_signal}"
+        return f"stopped by {name}"
+
+    def discard_if_unused(self) -> bool:
+        """Remove the run directory if this RunDir created it and nothing but ``config.json``
+        is in it (a run that failed before training wrote anything), so that its name is free
+        again; a resumed run, or one holding anything else, is never touched. Closes the lock.
+        Returns whether the directory was removed."""
+        removed = False
+        try:
+            if getattr(self, "created", False) and self.path.is_dir():
+                names = {p.name for p in self.path.iterdir()}
+                if names <= {"config.json"}:
+                    if names:
+                        (self.path / "config.json").unlink()
+                    self.path.rmdir()
+                    removed = True
+                    try:
+                        (self.path.parent / f".{self.path.name}.lock").unlink()
+                    except OSError:
+                        pass
+        except OSError:  # a folder we cannot clean up stays; the run's own error is what matters
+            pass
+        self.close()
+        return removed
+
+    def _writing(self, name: str) -> Any:
+        """Context manager: an OSError while writing ``name`` becomes one :class:`RunWriteError`."""
+        return _WriteGuard(name, self.path)
 
     def close(self) -> None:
         """Release the run directory's lock (also released when the process ends)."""
@@ -262,7 +342,9 @@ class RunDir:
     def write_json(self, name: str, obj: Any) -> Path:
         """Write ``obj`` as JSON (numpy values converted, NaN -> null) atomically."""
         p = self.file(name)
-        atomic_write_text(p, json_dumps(obj) + "\n")
+        text = json_dumps(obj) + "\n"
+        with self._writing(name):
+            atomic_write_text(p, text)
         return p
 
     def read_json(self, name: str) -> Any:
@@ -274,7 +356,8 @@ class RunDir:
         if name == "summary.md":
             text = text.rstrip("\n") + "\n\n" + self.run_facts() + "\n"
         p = self.file(name)
-        atomic_write_text(p, text)
+        with self._writing(name):
+            atomic_write_text(p, text)
         return p
 
     def run_facts(self) -> str:
@@ -323,10 +406,20 @@ class RunDir:
         return self._metrics
 
     def append_metrics(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append records (one JSON object per line) to ``metrics.jsonl`` atomically."""
+        """Append records (one JSON object per line) to ``metrics.jsonl`` atomically.
+
+        Raises:
+          RunWriteError: the file could not be written; it keeps every record written before.
+        """
         lines = self._load_metrics()
+        n = len(lines)
         lines.extend(json.dumps(to_jsonable(r), allow_nan=False) for r in records)
-        atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in lines))
+        try:
+            with self._writing("metrics.jsonl"):
+                atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in lines))
+        except BaseException:
+            del lines[n:]  # what is held stays what is on disk
+            raise
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All records of ``metrics.jsonl``."""
@@ -339,8 +432,9 @@ class RunDir:
         keep = [ln for ln in lines if not drop(json.loads(ln))]
         removed = len(lines) - len(keep)
         if removed:
+            with self._writing("metrics.jsonl"):
+                atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in keep))
             self._metrics = keep
-            atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in keep))
         return removed
 
     # -- summaries
@@ -374,12 +468,32 @@ class RunDir:
         buf = io.BytesIO()
         np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
         p = self.file(name if name.endswith(".npz") else name + ".npz")
-        atomic_write_bytes(p, buf.getvalue())
+        with self._writing(p.name):
+            atomic_write_bytes(p, buf.getvalue())
         return p
 
     def save_figure(self, fig: Any, name: str, *, dpi: int = 120, close: bool = True) -> Path:
         """Save a matplotlib figure as ``<name>.png`` atomically (and close it)."""
-        return save_figure(fig, self.file(name if name.endswith(".png") else name + ".png"), dpi=dpi, close=close)
+        p = self.file(name if name.endswith(".png") else name + ".png")
+        with self._writing(p.name):
+            return save_figure(fig, p, dpi=dpi, close=close)
+
+
+class _WriteGuard:
+    """``with _WriteGuard(name, run_path):`` turns an OSError into a :class:`RunWriteError`."""
+
+    def __init__(self, name: str, run_path: Path) -> None:
+        self.name, self.run_path = name, run_path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> bool:
+        if exc is not None and isinstance(exc, OSError) and not isinstance(exc, RunWriteError):
+            err = RunWriteError(self.name, self.run_path, exc)
+            err.__suppress_context__ = True
+            raise err from None
+        return False
 
 
 def _defaults_of(config: Any) -> Any:
@@ -407,13 +521,15 @@ def summarize(
 
     Args:
       records: ``[{"config": {...}, "metrics": {name: float}, "diverged": str | None}]``
-        (``GridResult.records()``, or built by hand for ``fit`` runs).
+        (``GridResult.records()``, or built by hand for ``fit`` runs); a record may carry
+        ``"step"``, the step its member reached (an interrupted run stops short).
       over: the config key to aggregate over.
       metrics: which metrics (default: every scalar metric seen).
 
     Returns:
       rows ``{**config_without_over, "n": seeds, "n_diverged": k, "<m>_mean", "<m>_std"}``
-      in first-appearance order. Mean and std (sample std, ``ddof=1``; 0 for one seed) are
+      in first-appearance order; ``"step"`` after ``"n_diverged"`` (the least step the row's
+      members reached) when the records carry steps. Mean and std (sample std, ``ddof=1``; 0 for one seed) are
       over the members that did not diverge and have a finite value; NaN when none.
     """
     groups: dict[str, tuple[dict[str, Any], list[Mapping[str, Any]]]] = {}
@@ -434,6 +550,9 @@ def summarize(
         row: dict[str, Any] = dict(cfg)
         row["n"] = len(rs)
         row["n_diverged"] = sum(1 for r in rs if r.get("diverged"))
+        steps = [int(r["step"]) for r in rs if r.get("step") is not None]
+        if steps:
+            row["step"] = min(steps)
         for m in metrics:
             vals = [
                 float(r["metrics"][m])
