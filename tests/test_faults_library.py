@@ -60,3 +60,12 @@ def test_a_choice_among_differently_shaped_alternatives_is_a_named_error():
     with pytest.raises(ValueError, match=r"Choice.switch: .* 'same' returns float\d+\[3\] but 'cut' returns float\d+\[2\]"):
         jax.jit(pick)(0)
     assert pick(1).shape == (2,)  # a concrete pick runs one alternative: any shape
+
+
+@pytest.mark.parametrize("lr", [-1e-2, 0.0, float("nan")])
+def test_run_grid_refuses_learning_rates_that_cannot_be_right(lr):
+    x = np.zeros((16, 4), np.float32)
+    y = np.zeros(16, np.int32)
+    with pytest.raises(ValueError, match=r"run_grid: grid key 'lr' must hold finite learning rates > 0"):
+        run_grid(lambda c: TrainSpec(mlp((4,), 2), "softmax_cross_entropy", optax.sgd(c["lr"])),
+                 {"lr": [0.1, lr], "seed": [0]}, (x, y), steps=2, batch_size=8, progress=False)

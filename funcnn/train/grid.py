@@ -55,6 +55,7 @@ import collections
 import dataclasses
 import inspect
 import itertools
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -286,6 +287,12 @@ def prepare_grid(
     if choice_mode not in ("blocks", "select"):
         raise ValueError(f"{fn}: choice_mode must be 'blocks' or 'select', got {choice_mode!r}")
     configs = expand_grid(grid)
+    for c in configs:  # a learning rate that cannot be right stops the grid before it trains
+        for key in ("lr", "learning_rate"):
+            v = c.get(key)
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                if not (math.isfinite(float(v)) and v > 0):
+                    raise ValueError(f"{fn}: grid key {key!r} must hold finite learning rates > 0, got {v!r}")
     for c in configs:
         c.setdefault("seed", 0)
     choices = _check_choices(fn, configs, choices, batched)
