@@ -8,19 +8,16 @@ command line (a module that cannot be imported).
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import os
 import sys
 import textwrap
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn._imports import import_module_or_file
 from funcnn.gradcheck.engine import GradcheckReport, all_cases, run
 
 __all__ = ["format_table", "import_user_module", "main"]
@@ -77,23 +74,11 @@ def _summary(reports: Sequence[GradcheckReport], seconds: float | None = None) -
 
 
 def import_user_module(spec: str, *, fn: str = "--import") -> object:
-    """Import a user's module: a dotted name importable from the current directory, or a
-    path to a ``.py`` file. Raises ``ImportError`` with one line naming ``spec``."""
+    """Import a user's module (:func:`funcnn._imports.import_module_or_file`: a module name
+    importable from the current directory, or a ``.py`` path). Raises ``ImportError`` with
+    one line naming ``spec``."""
     try:
-        if spec.endswith(".py") or os.sep in spec:
-            path = Path(spec)
-            if not path.is_file():
-                raise FileNotFoundError(f"no such file {str(path)!r}")
-            name = path.stem
-            loaded = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(loaded)
-            sys.modules[name] = module
-            loaded.loader.exec_module(module)
-            return module
-        cwd = os.getcwd()
-        if cwd not in sys.path:
-            sys.path.insert(0, cwd)
-        return importlib.import_module(spec)
+        return import_module_or_file(spec)
     except Exception as e:  # noqa: BLE001 - any failure of the user's module is reported in one line
         raise ImportError(f"{fn} {spec}: cannot import it: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 

@@ -49,8 +49,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
-import importlib
-import importlib.util
 import math
 import os
 import sys
@@ -59,6 +57,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from funcnn._imports import import_module_or_file
 from funcnn.train.runs import RunDir, RunInUseError, RunWriteError
 from funcnn.train.step import _OPTIMIZERS
 
@@ -616,44 +615,13 @@ def import_user_modules(names: Sequence[str], *, flag: str = "--import") -> list
     mods = []
     for name in names:
         try:
-            mods.append(_import_one(name))
+            mods.append(import_module_or_file(name))
         except Exception as e:  # noqa: BLE001 -- whatever the user's module raised, reported in one line
             prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "funcnn"
             msg = " ".join(str(e).split()) or "(no message)"
             print(f"{prog}: error: {flag} {name}: cannot import it: {type(e).__name__}: {msg}", file=sys.stderr)
             raise SystemExit(2) from None
     return mods
-
-
-def _import_one(name: str) -> Any:
-    if name.endswith(".py") or os.sep in name or "/" in name:
-        path = Path(name).expanduser().resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file {str(path)!r}")
-        mod_name = path.stem
-        if not mod_name.isidentifier():
-            raise ValueError(f"the file name {path.name!r} is not a module name (a Python identifier + .py)")
-        old = sys.modules.get(mod_name)
-        if old is not None:
-            if getattr(old, "__file__", None) and Path(old.__file__).resolve() == path:
-                return old
-            raise ValueError(f"a module named {mod_name!r} is already imported (from "
-                             f"{getattr(old, '__file__', None) or 'a built-in'}); rename the file")
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {str(path)!r} as a Python module")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = mod  # before running it, as `import` does (dataclasses, pickle need it)
-        try:
-            spec.loader.exec_module(mod)
-        except BaseException:
-            sys.modules.pop(mod_name, None)
-            raise
-        return mod
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    return importlib.import_module(name)
 
 
 def open_run(
