@@ -166,11 +166,12 @@ def test_settings_and_learnable_params():
     e2 = np.sum(w * (2.0 * np.tanh(z / 3.0)) ** 2) / np.sqrt(2 * np.pi)
     assert funcnn.initializers.gain("amp_tanh", a=2.0, t=3.0) == pytest.approx(1 / np.sqrt(e2), rel=1e-5)
     # gradcheck rows: scalar and per-channel params, both pass
+    previous = jax.config.read("jax_enable_x64")  # the suite runs in x64 (conftest); leave it as found
     jax.config.update("jax_enable_x64", True)
     try:
         reports = gradcheck.run(op="amp_tanh", dtype=jnp.float64)
     finally:
-        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_enable_x64", previous)
     assert len(reports) == 2 and all(r.passed for r in reports), [r.reason for r in reports]
 
 
@@ -208,11 +209,12 @@ def test_public_rule_decorator_names_the_users_op():
 
 
 def _run_rows(names):
+    previous = jax.config.read("jax_enable_x64")  # the suite runs in x64 (conftest); leave it as found
     jax.config.update("jax_enable_x64", True)
     try:
         return gradcheck.run(op=names, dtype=jnp.float64)
     finally:
-        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_enable_x64", previous)
 
 
 def test_gradcheck_samples_both_sides_of_a_kink_and_a_wide_range():

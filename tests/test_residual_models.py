@@ -35,6 +35,7 @@ def test_skipinit_blocks_start_as_the_identity():
 
 
 def test_a_deep_residual_net_has_equal_hand_and_autodiff_gradients():
+    previous = jax.config.read("jax_enable_x64")  # the suite runs in x64 (conftest); leave it as found
     jax.config.update("jax_enable_x64", True)
     try:
         model = residual_mlp(40, 12, 3, "tanh", branch_scale=0.5)
@@ -54,7 +55,7 @@ def test_a_deep_residual_net_has_equal_hand_and_autodiff_gradients():
         assert "custom_vjp_call" not in jaxpr
         assert float(jnp.linalg.norm(g_hand[3]["branch"][0]["w"])) > 0  # the first block learns
     finally:
-        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_enable_x64", previous)
 
 
 def test_residual_cnn1d_and_bad_arguments():
