@@ -50,3 +50,14 @@ def sum_leading(t: jax.Array, *, min_channels: int = 1) -> jax.Array:
     if k == 1:
         return jnp.sum(t.reshape(rows, c), axis=0)
     return jnp.sum(t.reshape(rows // k, k * c), axis=0).reshape(k, c).sum(axis=0)
+
+
+def sum_to_shape(t: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Sum a broadcast gradient ``t`` back down to a parameter's ``shape``."""
+    if len(shape) == 1 and t.ndim > 1 and shape[0] == t.shape[-1]:
+        return sum_leading(t)  # per-channel parameter: the common case, a fast path
+    lead = t.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1
+    )
+    return jnp.sum(t, axis=axes).reshape(shape)

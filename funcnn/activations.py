@@ -58,7 +58,7 @@ from funcnn._validation import (
     _check_swish_beta,
     _check_x,
 )
-from funcnn._reduce import sum_leading
+from funcnn._reduce import sum_to_shape as _sum_to_shape
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -101,17 +101,6 @@ def _times_vanishing(a: jax.Array, b: jax.Array) -> jax.Array:
     a second derivative). NaN in ``b`` still propagates.
     """
     return jnp.where(b == 0, 0, a) * b
-
-
-def _sum_to_shape(t: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Sum a broadcast gradient ``t`` back down to a parameter's ``shape``."""
-    if len(shape) == 1 and t.ndim > 1 and shape[0] == t.shape[-1]:
-        return sum_leading(t)  # per-channel parameter: the common case, a fast path
-    lead = t.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1
-    )
-    return jnp.sum(t, axis=axes).reshape(shape)
 
 
 def _shift_by_max(x: jax.Array, axis: int) -> jax.Array:

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn._reduce import sum_to_shape
 from funcnn._rules import hand_rule
 
 __all__ = [
@@ -481,13 +482,6 @@ def _cotangents(name: str, out: Any, x: jax.Array, ps: tuple[jax.Array, ...]) ->
                     f"{name}: backward returned a param cotangent of shape {tuple(d.shape)} for a param of "
                     f"shape {tuple(p.shape)}"
                 ) from None
-            d = _sum_to(d, tuple(p.shape))
+            d = sum_to_shape(d, tuple(p.shape))
         dps.append(d.astype(p.dtype))
     return (dx, *dps)
-
-
-def _sum_to(t: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Sum a broadcast cotangent ``t`` down to ``shape``."""
-    lead = t.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1)
-    return jnp.sum(t, axis=axes).reshape(shape)
