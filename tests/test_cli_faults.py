@@ -51,6 +51,12 @@ CLI_CASES = [
 
 # Run in one process, through each script's main(argv) (what the command line runs, past Python's start).
 IN_PROCESS_CASES = [
+    # values the command-line parser cannot read: one line too, not tyro's box
+    ("gradient_stability", ["--depth", "abc"], "--depth (expects INT): invalid literal for int() with base 10: 'abc'"),
+    ("gradient_stability", ["--depth"], "--depth (expects INT): too few values"),
+    ("init_ablation", ["--optimizer", "foo"], "--optimizer must be one of sgd, momentum,"),
+    ("cnn_ablation", ["--bogus", "3"], "unrecognized arguments: --bogus 3"),
+    ("activation_ablation", ["--mlp-steps", "1.5"], "--mlp-steps (expects INT): invalid literal for int()"),
     # learning rates: negative, zero, NaN, on every script that takes one
     ("activation_ablation", ["--mlp-lr", "-1"], "--mlp-lr must be a finite number > 0, got -1.0"),
     ("activation_ablation", ["--cnn-lr", "0"], "--cnn-lr must be a finite number > 0, got 0.0"),

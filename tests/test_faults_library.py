@@ -69,3 +69,25 @@ def test_run_grid_refuses_learning_rates_that_cannot_be_right(lr):
     with pytest.raises(ValueError, match=r"run_grid: grid key 'lr' must hold finite learning rates > 0"):
         run_grid(lambda c: TrainSpec(mlp((4,), 2), "softmax_cross_entropy", optax.sgd(c["lr"])),
                  {"lr": [0.1, lr], "seed": [0]}, (x, y), steps=2, batch_size=8, progress=False)
+
+
+@pytest.mark.parametrize("opt, match", [
+    (lambda: optax.adam(-1e-2), "points uphill"),
+    (lambda: optax.sgd(-0.1, momentum=0.9), "points uphill"),
+    (lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(-1e-3, weight_decay=1e-2)), "points uphill"),
+    (lambda: optax.sgd(float("nan")), "is not finite"),
+])
+def test_fit_refuses_an_optax_optimizer_built_with_a_bad_learning_rate(opt, match):
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    y = np.arange(16) % 2
+    with pytest.raises(ValueError, match=rf"fit: optimizer's first update {match}"):
+        fit(mlp((4,), 2), "softmax_cross_entropy", opt(), (x, y), steps=2, batch_size=8, progress=False)
+
+
+def test_fit_accepts_descent_optimizers_whatever_their_decay_or_warmup():
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    y = np.arange(16) % 2
+    warmup = optax.linear_schedule(0.0, 1e-2, 10)  # a learning rate that starts at 0
+    for opt in (optax.adamw(1e-3, weight_decay=10.0), optax.adam(warmup), optax.lion(1e-4), optax.sgd(0.1)):
+        r = fit(mlp((4,), 2), "softmax_cross_entropy", opt, (x, y), steps=2, batch_size=8, progress=False)
+        assert r.step == 2 and not r.diverged

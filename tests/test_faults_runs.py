@@ -137,3 +137,32 @@ except CheckpointError as e:
     lines = p.stdout.strip().splitlines()
     assert len(lines) == 1 and "could not write step 2 to" in lines[0] and "NotADirectoryError" in lines[0]
     assert "Event loop is closed" not in p.stderr and "meta_path" not in p.stderr and "Traceback" not in p.stderr
+
+
+class _FakeGrid:
+    """Stands in for a PreparedGrid: ``compile`` may raise, ``run`` returns a finished result."""
+
+    def __init__(self, name, compile_raises=None):
+        self.name, self.compile_raises, self.ran = name, compile_raises, False
+
+    def compile(self):
+        if self.compile_raises is not None:
+            raise self.compile_raises
+
+    def run(self):
+        from funcnn.train.grid import GridResult
+
+        self.ran = True
+        return GridResult(members=[], groups=[], batched_keys=[], static_keys=[], interrupted=False, seconds=0.0)
+
+
+def test_run_grids_keeps_finished_grids_when_ctrl_c_lands_while_the_next_compiles():
+    from funcnn.train import run_grids
+
+    a, b, c = _FakeGrid("a"), _FakeGrid("b", KeyboardInterrupt()), _FakeGrid("c")
+    done = run_grids([a, b, c])
+    assert len(done) == 1 and done[0].interrupted  # the finished grid comes back, marked as the last one
+    assert a.ran and not b.ran and not c.ran
+    # before any grid trained there is nothing to return: the interrupt is raised
+    with pytest.raises(KeyboardInterrupt):
+        run_grids([_FakeGrid("x", KeyboardInterrupt()), _FakeGrid("y")])

@@ -46,6 +46,7 @@ included) with the fields the command line set and the modules it imported.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -228,6 +229,7 @@ def validate(cfg: Any, experiment: str, check: Callable[[Any], Any] | None = Non
 
 #: The run directories :func:`open_run` opened inside the current :func:`experiment_main` call.
 _OPENED: contextvars.ContextVar[list[RunDir] | None] = contextvars.ContextVar("funcnn_opened_runs", default=None)
+_EXPERIMENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("funcnn_experiment", default=None)
 
 
 def experiment_main(experiment: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
@@ -240,6 +242,8 @@ def experiment_main(experiment: str) -> Callable[[Callable[..., int]], Callable[
       full, read-only file system): ``<experiment>: cannot write <file> in <run dir>: <cause>``,
       exit status 1; what was written before stays.
     - Ctrl-C or SIGTERM before training caught it: one line, exit status 130 or 143.
+    - A flag :func:`parse_config` cannot parse (``--depth abc``, ``--optimizer foo``, an
+      unknown flag): ``<experiment>: <flag> ...`` in one line, exit status 2.
 
     Whatever stops ``main`` (those, or any other exception, which keeps its traceback), a run
     directory that :func:`open_run` created in this call and that holds nothing but
@@ -250,7 +254,7 @@ def experiment_main(experiment: str) -> Callable[[Callable[..., int]], Callable[
         @functools.wraps(main)
         def run(argv: Sequence[str] | None = None, *args: Any, **kwargs: Any) -> int:
             opened: list[RunDir] = []
-            token = _OPENED.set(opened)
+            token, named = _OPENED.set(opened), _EXPERIMENT.set(experiment)
             try:
                 return main(argv, *args, **kwargs)
             except BaseException as e:
@@ -269,6 +273,7 @@ def experiment_main(experiment: str) -> Callable[[Callable[..., int]], Callable[
                 raise
             finally:
                 _OPENED.reset(token)
+                _EXPERIMENT.reset(named)
 
         return run
 
@@ -494,9 +499,75 @@ def parse_config(cls: type, args: Sequence[str] | None = None, *, description: s
     import tyro
 
     args = list(sys.argv[1:] if args is None else args)
-    cfg = tyro.cli(cls, args=args, description=description)
+    with _one_line_parse_errors():
+        cfg = tyro.cli(cls, args=args, description=description)
     import_user_modules(getattr(cfg, "imports", ()))
     return _with_explicit(cfg, _fields_on_command_line(cls, args))
+
+
+def _flag_of(argument: Any) -> str:
+    names = getattr(getattr(argument, "lowered", None), "name_or_flags", None) or ()
+    return "/".join(names) if names else str(getattr(getattr(argument, "lowered", None), "metavar", "?"))
+
+
+def _parse_error_line(event: Any) -> str | None:
+    """One line for a tyro parse error: the flag, what it expects, what arrived (None: an event
+    this function does not know, which keeps tyro's own message)."""
+    name = type(event).__name__
+    argument = getattr(event, "argument", None)
+    expects = ""
+    if argument is not None:
+        metavar = getattr(getattr(argument, "lowered", None), "metavar", None)
+        expects = f" (expects {metavar})" if metavar else ""
+    if name == "InvalidChoice":
+        return (f"{_flag_of(argument)} must be one of {', '.join(map(str, event.choices))}, "
+                f"got {event.value!r}")
+    if name == "BadValue":
+        why = {"too_few_values": "too few values", "fixed": "cannot be set from the command line"}
+        got = "" if event.offending_value is None else f", got {event.offending_value!r}"
+        return f"{_flag_of(argument)}{expects}: {why.get(event.reason, 'a bad value')}{got}"
+    if name == "InstantiationFailure" and argument is not None:
+        return f"{_flag_of(argument)}{expects}: {event.message}"
+    if name == "UnrecognizedArgs":
+        return f"unrecognized arguments: {' '.join(event.tokens)}"
+    return None
+
+
+@contextlib.contextmanager
+def _one_line_parse_errors() -> Any:
+    """While tyro parses: a bad value, an unknown choice or flag is one line on stderr
+    (``gradient_stability: --depth (expects INT): invalid literal for int() ...: 'abc' (see
+    --help)``; the name is :func:`experiment_main`'s)
+    and exit status 2. Uses tyro's parse-error hook where this tyro has it; other tyro
+    versions, and errors the hook does not know, keep tyro's own message (exit status 2 too)."""
+    try:
+        from tyro import _errors as te
+
+        register = te.on_parse_error
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def hook(event: Any) -> None:
+        try:
+            line = _parse_error_line(event)
+        except Exception:  # an event whose fields differ in this tyro: its own message
+            return None
+        if line is not None:
+            prog = _EXPERIMENT.get() or Path(sys.argv[0]).stem
+            raise _ParseLine(f"{prog}: {line} (see --help)")
+        return None
+
+    try:
+        with register(hook):
+            yield
+    except _ParseLine as e:
+        print(str(e), file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+class _ParseLine(Exception):
+    pass
 
 
 #: The attribute of a parsed config that holds the names of the fields its command line set.

@@ -449,12 +449,21 @@ class PreparedGrid:
 def run_grids(prepared: Sequence[PreparedGrid]) -> list[GridResult]:
     """Run prepared grids in order, compiling the next one in a background thread while the
     current one trains. After a Ctrl-C in one grid the later ones are skipped (the returned
-    list is shorter; the last result has ``interrupted=True``)."""
+    list is shorter; the last result has ``interrupted=True``). A Ctrl-C while a later grid
+    is still compiling stops the same way: the grids that finished are returned, the last
+    one marked ``interrupted=True`` (its members are complete; the grids after it are
+    missing). A Ctrl-C before the first grid trained is raised."""
     out: list[GridResult] = []
     ahead = CompileAhead(prepared)
     try:
         for j, p in enumerate(prepared):
-            ahead.wait(j)
+            try:
+                ahead.wait(j)
+            except KeyboardInterrupt:
+                if not out:
+                    raise
+                out[-1] = dataclasses.replace(out[-1], interrupted=True)
+                break
             out.append(p.run())
             if out[-1].interrupted:
                 break

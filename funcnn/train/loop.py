@@ -46,7 +46,7 @@ from funcnn.train.options import (  # Diagnostics: its old home was here
     run_settings,
     with_option_keywords,
 )
-from funcnn.train.step import LossFn, check_model, check_optimizer, resolve_loss
+from funcnn.train.step import LossFn, check_descends, check_model, check_optimizer, resolve_loss
 
 
 class TrainSpec(NamedTuple):
@@ -217,6 +217,7 @@ def fit(
     else:
         _, data_key, train_key = _member_keys_jit(seed)
         carry = make_carry(params, state, optimizer.init(params), data_key, train_key)
+    check_descends(fn, optimizer, carry["params"], carry["opt_state"])
     config = {"seed": seed}
     eng = Engine(
         name=name, spec_fn=spec_fn, hp={}, carry0=carry, batched=False, n_members=1, train=(x, y), test=test,

@@ -13,6 +13,7 @@ so it can be jitted, vmapped over ablation-grid members and, later, given shardi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -81,6 +82,43 @@ def check_optimizer(fn: str, optimizer: Any) -> None:
         raise TypeError(
             f"{fn}: optimizer must be an optax GradientTransformation (with init and update), "
             f"got {type(optimizer).__name__}"
+        )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _ascent_probe(optimizer: Any, params: Any, opt_state: Any) -> tuple[jax.Array, jax.Array]:
+    ones = jax.tree.map(lambda p: jnp.ones_like(p) if jnp.issubdtype(p.dtype, jnp.inexact) else p, params)
+    neg = jax.tree.map(lambda g: -g if jnp.issubdtype(g.dtype, jnp.inexact) else g, ones)
+    up, _ = optimizer.update(ones, opt_state, params)
+    down, _ = optimizer.update(neg, opt_state, params)
+    # update(g) - update(-g): what the gradient's sign contributes (weight decay and other
+    # gradient-free terms cancel); a descent step has it opposite to g = +1 everywhere
+    leaves = [jnp.sum(a.astype(jnp.float32) - b.astype(jnp.float32)) for a, b in
+              zip(jax.tree.leaves(up), jax.tree.leaves(down)) if jnp.issubdtype(a.dtype, jnp.inexact)]
+    total = sum(leaves, jnp.zeros((), jnp.float32))
+    return total, jnp.isfinite(total)
+
+
+def check_descends(fn: str, optimizer: Any, params: Any, opt_state: Any) -> None:
+    """Raise ValueError when ``optimizer``'s first update does not point downhill.
+
+    The probe (one small compiled program) asks the optimizer for its first update along a
+    gradient of ones and along its negative: a minimiser moves against the gradient, so the
+    difference of the two updates sums to < 0 (or to 0: a learning rate that starts at 0, a
+    frozen parameter). A sum > 0 is an optimizer built with a negative learning rate
+    (``optax.adam(-1e-2)``); a non-finite one, a NaN or infinite learning rate.
+    """
+    total, finite = (float(v) for v in _ascent_probe(optimizer, params, opt_state))
+    if not finite:
+        raise ValueError(
+            f"{fn}: optimizer's first update is not finite for a gradient of ones (a NaN or infinite "
+            f"learning rate?); optax optimizers take a finite learning_rate > 0"
+        )
+    if total > 0:
+        raise ValueError(
+            f"{fn}: optimizer's first update points uphill (along a gradient of ones it moves the "
+            f"parameters up, by {total:.3g} summed): its learning rate looks negative, e.g. "
+            f"optax.adam(-1e-2); optax optimizers take a learning_rate > 0 and minimise"
         )
 
 
