@@ -22,6 +22,7 @@ programs): ``auto`` then uses the fixed thresholds :data:`funcnn.conv.AUTO_THRES
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,14 @@ import numpy as np
 from funcnn._conv_forward import AUTOTUNER, FORWARD, threshold_parts
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
-__all__ = ["ENV", "enabled", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+__all__ = ["ENV", "enabled", "disabled", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
 
 ENV = "FUNCNN_CONV_AUTOTUNE"
 _log = logging.getLogger("funcnn")
 _lock = threading.RLock()
 _memory: dict[str, tuple[str, str, str]] = {}
 _loaded: dict[str, bool] = {}
+_off_depth = [0]  # > 0 inside ``with disabled():``
 
 #: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
 #: (a 3x3 32 -> 32 forward: 355 ms against 5.6 ms), so it is not even timed.
@@ -58,8 +60,25 @@ MAX_SCATTER_C_IN = 16
 
 
 def enabled() -> bool:
-    """Whether ``auto`` measures on CPU (``FUNCNN_CONV_AUTOTUNE`` unset, or not 0/false/off/no)."""
+    """Whether ``auto`` measures on CPU (``FUNCNN_CONV_AUTOTUNE`` unset, or not 0/false/off/no,
+    and not inside :func:`disabled`)."""
+    if _off_depth[0] > 0:
+        return False
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block ``auto`` uses the fixed thresholds and measures nothing (as with
+    ``FUNCNN_CONV_AUTOTUNE=0``); :mod:`funcnn.gradcheck` checks under it, so a check times
+    no algorithm and its ``auto`` rows name the same plan on every machine."""
+    with _lock:
+        _off_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _off_depth[0] -= 1
 
 
 def cpu_model() -> str:

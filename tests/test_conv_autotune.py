@@ -170,3 +170,19 @@ def test_a_per_sum_timing_that_mispredicts_the_step_does_not_win(monkeypatch, tm
         assert (plan.forward, plan.input_grad, plan.kernel_grad) == base
     finally:
         at.clear()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_disabled_block_and_gradcheck_time_nothing(tuning, capsys):
+    from funcnn import gradcheck
+
+    x, w = _arrays(c_in=5)
+    with at.disabled():
+        assert not at.enabled()
+        plan = conv_plan(x, w, padding="SAME")
+    assert tuning == [] and at.tuned() == {}
+    assert at.enabled()  # the block restores it
+    # gradcheck's CLI checks the thresholds' plan under "auto" and measures nothing
+    assert gradcheck.main(["--op", "conv2d", "--quick"]) == 0
+    assert tuning == [] and at.tuned() == {}
+    assert (plan.forward, plan.input_grad, plan.kernel_grad) == at.threshold_parts(w.shape, (1, 1), (1, 1))
