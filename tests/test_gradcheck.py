@@ -184,8 +184,13 @@ def test_run_filters_and_table():
 
 
 def test_main_rejects_an_unknown_op(capsys):
-    assert gradcheck.main(["--op", "no_such_op"]) == 1
-    assert not jax.config.read("jax_disable_most_optimizations")  # restored
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", not before)
+    try:
+        assert gradcheck.main(["--op", "no_such_op"]) == 1
+        assert jax.config.read("jax_disable_most_optimizations") is (not before)  # restored
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
 
 
 def test_command_line_passes_every_case():
