@@ -67,6 +67,7 @@ from funcnn.train import (
     open_run,
     parse_config,
     prepare_grid,
+    grid_workers,
     run_grids,
     summarize,
     time_interleaved,
@@ -152,6 +153,10 @@ class Config(ExperimentConfig, imports=True):
     """Interleaved timing rounds (medians over rounds)."""
     checkpoint: bool = False
     """Save orbax checkpoints (needed for --resume)."""
+    grid_workers: int | None = None
+    """Grids (one per dataset and architecture) trained at once, in threads: default one per
+    CPU core on CPU (a small network keeps about one core busy), one at a time on GPU/TPU
+    or with a device mesh (funcnn.train.grid_workers)."""
     choice_mode: Literal["blocks", "select"] = "blocks"
     """How one program runs every activation (and rule): 'blocks' runs each pick's members in
     turn with a real branch; 'select' vmaps the pick, computing every alternative and selecting."""
@@ -211,6 +216,8 @@ def check_config(cfg: Config) -> None:
                 f"among --activations ({' '.join(cfg.activations)})", cfg.compare_activation)
     check_values("--timing-shape", cfg.timing_shape, unique=False, each=check_int)
     check_int("--timing-rounds", cfg.timing_rounds)
+    if cfg.grid_workers is not None:
+        check_int("--grid-workers", cfg.grid_workers)
     # a flag that would do nothing is refused, not ignored
     for arch, fields in (("mlp", ("mlp_lr", "mlp_widths", "mlp_steps", "mlp_batch", "mlp_evals")),
                          ("cnn", ("cnn_lr", "cnn_steps", "cnn_batch", "cnn_evals"))):
@@ -353,7 +360,7 @@ def train_grid(
     *,
     run: Any = None,
     mesh: Any = None,
-) -> tuple[dict[tuple[str, str], GridResult], bool]:
+) -> tuple[dict[tuple[str, str], GridResult], bool, int]:
     """Train ``configs``: one grid per (dataset, arch), one compiled program per rule in it.
 
     The activation is a choice (picked by data, :class:`funcnn.Choice`): every activation of
@@ -367,8 +374,11 @@ def train_grid(
     ``mesh`` (a :class:`jax.sharding.Mesh`, from ``--devices``/``--mesh``) is handed to every
     grid: its members are split over the ``grid`` axis. ``None``: one device.
 
-    Returns ``({(dataset, arch): GridResult}, interrupted)``; after a Ctrl-C the remaining
-    grids are skipped and what finished is returned.
+    The grids train side by side, ``--grid-workers`` at a time (default: one per CPU core on
+    CPU, see :func:`funcnn.train.grid_workers`).
+
+    Returns ``({(dataset, arch): GridResult}, interrupted, workers)``; after a Ctrl-C the
+    grids not yet started are skipped and what trained is returned.
     """
     seeds = [int(s) for s in cfg.seeds]
     tables = init_tables(cfg, configs, data)
@@ -404,9 +414,11 @@ def train_grid(
             resume=bool(cfg.resume and ckpt), run_dir=run, progress=cfg.progress,
             mesh=mesh, name=f"{ds}/{arch}",
         )
-    done = run_grids(list(prepared.values()))
+    grids = list(prepared.values())
+    workers = grid_workers(grids, cfg.grid_workers)
+    done = run_grids(grids, workers=workers)
     results = dict(zip(prepared, done))
-    return results, bool(done) and done[-1].interrupted
+    return results, any(r.interrupted for r in done) or len(done) < len(grids), workers
 
 
 # --------------------------------------------------------------------------------------
@@ -937,7 +949,7 @@ def main(argv: list[str] | None = None) -> int:
           f"datasets {list(cfg.datasets)} x lrs x {len(cfg.seeds)} seeds) -> {run.path}", flush=True)
 
     mesh = cfg.device_mesh()
-    results, interrupted = train_grid(configs, cfg, data, run=run, mesh=mesh)
+    results, interrupted, workers = train_grid(configs, cfg, data, run=run, mesh=mesh)
     stopped = suffix = ""
     if interrupted:
         print(f"{EXPERIMENT}: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
@@ -1023,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
             "rule_comparison": rule_rows, "findings": findings, "interrupted": interrupted,
             "excluded_output_nonlinearities": list(output_nonlinearities()), "compilations": compilations,
             "runtime_s": {"wall": wall, "train_wall": t_train, "cpu": cpu},
-            "mesh": None if mesh is None else dict(mesh.shape),
+            "mesh": None if mesh is None else dict(mesh.shape), "grid_workers": workers,
         },
     )
 

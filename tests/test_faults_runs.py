@@ -149,7 +149,7 @@ class _FakeGrid:
         if self.compile_raises is not None:
             raise self.compile_raises
 
-    def run(self):
+    def run(self, stop=None):
         from funcnn.train.grid import GridResult
 
         self.ran = True
@@ -159,10 +159,11 @@ class _FakeGrid:
 def test_run_grids_keeps_finished_grids_when_ctrl_c_lands_while_the_next_compiles():
     from funcnn.train import run_grids
 
-    a, b, c = _FakeGrid("a"), _FakeGrid("b", KeyboardInterrupt()), _FakeGrid("c")
-    done = run_grids([a, b, c])
-    assert len(done) == 1 and done[0].interrupted  # the finished grid comes back, marked as the last one
-    assert a.ran and not b.ran and not c.ran
-    # before any grid trained there is nothing to return: the interrupt is raised
-    with pytest.raises(KeyboardInterrupt):
-        run_grids([_FakeGrid("x", KeyboardInterrupt()), _FakeGrid("y")])
+    for workers in (1,):  # one grid at a time (side by side: tests/test_run_grids.py)
+        a, b, c = _FakeGrid("a"), _FakeGrid("b", KeyboardInterrupt()), _FakeGrid("c")
+        done = run_grids([a, b, c], workers=workers)
+        assert len(done) == 1 and done[0].interrupted  # the finished grid comes back, marked as the last one
+        assert a.ran and not b.ran and not c.ran
+        # before any grid trained there is nothing to return: the interrupt is raised
+        with pytest.raises(KeyboardInterrupt):
+            run_grids([_FakeGrid("x", KeyboardInterrupt()), _FakeGrid("y")], workers=workers)

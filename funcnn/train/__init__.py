@@ -24,6 +24,7 @@ from funcnn.train.grid import (
     expand_grid,
     prepare_grid,
     run_grid,
+    grid_workers,
     run_grids,
 )
 from funcnn.train.loop import FitResult, History, TrainSpec, fit
@@ -78,6 +79,7 @@ __all__ = [
     "plot_lines",
     "resolve_loss",
     "run_grid",
+    "grid_workers",
     "run_grids",
     "prepare_grid",
     "PreparedGrid",

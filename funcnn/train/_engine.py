@@ -785,13 +785,16 @@ def _run_engines(
     progress: bool,
     callback: Callable[[dict[str, Any]], None] | None,
     desc: str,
+    stop: Any = None,
 ) -> tuple[bool, float]:
     """Run engines one after the other; returns ``(interrupted, seconds)``.
 
     Handles resume from the latest checkpoint, evaluation and checkpoint boundaries,
     metrics.jsonl appends (flushed before every checkpoint), the progress bar, and
     KeyboardInterrupt: the finished work is checkpointed and kept, and the function
-    returns ``interrupted=True`` instead of raising.
+    returns ``interrupted=True`` instead of raising. ``stop`` (a :class:`threading.Event`,
+    for runs in a worker thread, where no KeyboardInterrupt arrives) set between two chunks
+    stops the same way.
     """
     t0 = time.perf_counter()
     primary = jax.process_count() == 1 or jax.process_index() == 0  # one metrics writer
@@ -842,6 +845,8 @@ def _run_engines(
     ahead = CompileAhead(engines)
     try:
         for j, (eng, ck) in enumerate(zip(engines, ckpts)):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt  # the engines from here on never start
             current = (eng, ck)
             ahead.wait(j)  # this engine's programs are compiled; the next one's start compiling
             if bar is not None:
@@ -854,6 +859,8 @@ def _run_engines(
                     save(eng, ck)
                 if eng.done():
                     break
+                if stop is not None and stop.is_set():
+                    raise KeyboardInterrupt
                 n = eng.run_chunk()
                 if bar is not None:
                     bar.update(n)

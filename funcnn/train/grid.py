@@ -408,13 +408,16 @@ class PreparedGrid:
     def compile_seconds(self) -> float:
         return sum(e.compile_seconds for e in self.engines)
 
-    def run(self) -> GridResult:
-        """Train every group (compiling first where not done); see :func:`run_grid`."""
+    def run(self, *, stop: Any = None) -> GridResult:
+        """Train every group (compiling first where not done); see :func:`run_grid`.
+        ``stop``: a :class:`threading.Event` that, once set, stops training as a Ctrl-C does
+        (for a grid trained in a worker thread)."""
         engines, configs = self.engines, self.configs
         dirs = None if self.checkpoint_dir is None else [os.path.join(self.checkpoint_dir, e.name) for e in engines]
         interrupted, seconds = run_engines(
             engines, checkpoint_dirs=dirs, keep_checkpoints=self.keep_checkpoints, resume=self.resume,
             run_dir=self.run_dir, progress=self.progress, callback=self.callback, desc=self.name,
+            stop=stop,
         )
 
         members: list[MemberResult | None] = [None] * len(configs)
@@ -446,13 +449,87 @@ class PreparedGrid:
         )
 
 
-def run_grids(prepared: Sequence[PreparedGrid]) -> list[GridResult]:
-    """Run prepared grids in order, compiling the next one in a background thread while the
-    current one trains. After a Ctrl-C in one grid the later ones are skipped (the returned
-    list is shorter; the last result has ``interrupted=True``). A Ctrl-C while a later grid
-    is still compiling stops the same way: the grids that finished are returned, the last
-    one marked ``interrupted=True`` (its members are complete; the grids after it are
-    missing). A Ctrl-C before the first grid trained is raised."""
+def grid_workers(prepared: Sequence[PreparedGrid], workers: int | None = None) -> int:
+    """How many grids :func:`run_grids` trains at once.
+
+    ``workers=None`` (auto): on a CPU with several cores, one grid per core (at most one
+    per grid), because a small network's step keeps about one core busy and independent
+    grids then run side by side; one at a time on GPU/TPU (programs queue on the device
+    anyway), in multi-process runs, and when any grid is spread over a device mesh (its
+    collectives must not interleave with another program's). An int: that many (>= 1).
+    """
+    if workers is not None:
+        if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"run_grids: workers must be an int >= 1 or None (auto), got {workers!r}")
+        return int(min(workers, max(1, len(prepared))))
+    if (len(prepared) < 2 or jax.default_backend() != "cpu" or jax.process_count() > 1
+            or any(getattr(e, "mesh", None) is not None for p in prepared for e in getattr(p, "engines", ()))):
+        return 1
+    return int(min(len(prepared), os.cpu_count() or 1))
+
+
+def run_grids(prepared: Sequence[PreparedGrid], *, workers: int | None = None) -> list[GridResult]:
+    """Train prepared grids; returns their results in order.
+
+    One at a time (``workers`` 1), the next grid compiles in a background thread while the
+    current one trains. With ``workers`` > 1 (the default on a multi-core CPU, see
+    :func:`grid_workers`) that many grids compile and train side by side in threads, each
+    on the same programs as alone (results are the same; each grid's groups still run one
+    after another).
+
+    After a Ctrl-C (or SIGTERM made a KeyboardInterrupt) the running grids checkpoint and
+    stop, and the grids not yet started are skipped: the returned list ends at the last grid
+    that trained at all, and every grid that stopped early has ``interrupted=True``. A
+    Ctrl-C before any grid trained is raised.
+    """
+    n_workers = grid_workers(prepared, workers)
+    if n_workers == 1:
+        return _run_grids_in_turn(prepared)
+    import concurrent.futures
+    import threading
+
+    stop = threading.Event()
+
+    def one(j: int) -> GridResult:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        prepared[j].compile()
+        return prepared[j].run(stop=stop)
+
+    pool = concurrent.futures.ThreadPoolExecutor(n_workers, thread_name_prefix="funcnn-grid")
+    futures = [pool.submit(one, j) for j in range(len(prepared))]
+    interrupted = False
+    try:
+        pending = set(futures)
+        while pending:  # a timed wait, so Ctrl-C reaches this thread at once
+            _, pending = concurrent.futures.wait(pending, timeout=0.2,
+                                                 return_when=concurrent.futures.FIRST_EXCEPTION)
+            if any(f.done() and f.exception() is not None for f in futures):
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stop.set()
+        for f in futures:
+            f.cancel()
+        pool.shutdown(wait=True)
+    out: list[GridResult] = []
+    for f in futures:  # in order: the pool starts grids first in, first out
+        e = None if f.cancelled() else f.exception()
+        if f.cancelled() or isinstance(e, KeyboardInterrupt):
+            interrupted = True  # stopped before it trained (a Ctrl-C, or one raised in a grid)
+            break
+        if e is not None:
+            raise e
+        out.append(f.result())
+    if interrupted and not out:
+        raise KeyboardInterrupt
+    if interrupted and len(out) < len(prepared) and not out[-1].interrupted:
+        out[-1] = dataclasses.replace(out[-1], interrupted=True)  # the grids after it are missing
+    return out
+
+
+def _run_grids_in_turn(prepared: Sequence[PreparedGrid]) -> list[GridResult]:
     out: list[GridResult] = []
     ahead = CompileAhead(prepared)
     try:

@@ -29,6 +29,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -239,6 +240,9 @@ class RunDir:
         run_name = run_name or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.path = Path(out_dir) / experiment / run_name
         self.experiment, self.run_name = experiment, run_name
+        # metrics.jsonl is rewritten whole on every append: grids trained concurrently
+        # (run_grids on a multi-core CPU) take turns.
+        self._metrics_lock = threading.RLock()
         self._lock = _lock_run(self.path)
         try:
             self._open(overwrite, resume)
@@ -399,6 +403,10 @@ class RunDir:
 
     # -- metrics.jsonl
     def _load_metrics(self) -> list[str]:
+        with self._metrics_lock:
+            return self._load_metrics_locked()
+
+    def _load_metrics_locked(self) -> list[str]:
         if self._metrics is None:
             p = self.file("metrics.jsonl")
             lines = p.read_text().splitlines() if p.exists() else []
@@ -411,31 +419,35 @@ class RunDir:
         Raises:
           RunWriteError: the file could not be written; it keeps every record written before.
         """
-        lines = self._load_metrics()
-        n = len(lines)
-        lines.extend(json.dumps(to_jsonable(r), allow_nan=False) for r in records)
-        try:
-            with self._writing("metrics.jsonl"):
-                atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in lines))
-        except BaseException:
-            del lines[n:]  # what is held stays what is on disk
-            raise
+        new = [json.dumps(to_jsonable(r), allow_nan=False) for r in records]
+        with self._metrics_lock:
+            lines = self._load_metrics()
+            n = len(lines)
+            lines.extend(new)
+            try:
+                with self._writing("metrics.jsonl"):
+                    atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in lines))
+            except BaseException:
+                del lines[n:]  # what is held stays what is on disk
+                raise
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All records of ``metrics.jsonl``."""
-        return [json.loads(ln) for ln in self._load_metrics()]
+        with self._metrics_lock:
+            return [json.loads(ln) for ln in self._load_metrics()]
 
     def truncate_metrics(self, drop: Callable[[dict[str, Any]], bool]) -> int:
         """Remove the records for which ``drop(record)`` is true (used on resume to forget
         what was logged after the restored checkpoint); returns how many were removed."""
-        lines = self._load_metrics()
-        keep = [ln for ln in lines if not drop(json.loads(ln))]
-        removed = len(lines) - len(keep)
-        if removed:
-            with self._writing("metrics.jsonl"):
-                atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in keep))
-            self._metrics = keep
-        return removed
+        with self._metrics_lock:
+            lines = self._load_metrics()
+            keep = [ln for ln in lines if not drop(json.loads(ln))]
+            removed = len(lines) - len(keep)
+            if removed:
+                with self._writing("metrics.jsonl"):
+                    atomic_write_text(self.file("metrics.jsonl"), "".join(ln + "\n" for ln in keep))
+                self._metrics = keep
+            return removed
 
     # -- summaries
     def write_summary(
