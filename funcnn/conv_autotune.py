@@ -13,6 +13,9 @@ core count and jax version (:func:`cache_file`), so later runs on the machine re
 compilations (about a second or two per shape for LeNet-sized layers); the choice changes
 the order of additions only, never the maths.
 
+Shapes traced forward only (evaluation programs: :func:`forward_only`) are not measured:
+they reuse a measured choice or take the thresholds'.
+
 Turn it off with ``FUNCNN_CONV_AUTOTUNE=0`` (the test suite does, for reproducible
 programs): ``auto`` then uses the fixed thresholds :data:`funcnn.conv.AUTO_THRESHOLDS`.
 ``FUNCNN_CONV_AUTOTUNE_DIR`` moves the cache (default ``$FUNCNN_CACHE/conv-autotune``, else
@@ -43,7 +46,7 @@ import numpy as np
 from funcnn._conv_forward import AUTOTUNER, FORWARD, threshold_parts
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
-__all__ = ["ENV", "enabled", "disabled", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+__all__ = ["ENV", "enabled", "disabled", "forward_only", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
 
 ENV = "FUNCNN_CONV_AUTOTUNE"
 _log = logging.getLogger("funcnn")
@@ -51,6 +54,7 @@ _lock = threading.RLock()
 _memory: dict[str, tuple[str, str, str]] = {}
 _loaded: dict[str, bool] = {}
 _off_depth = [0]  # > 0 inside ``with disabled():``
+_local = threading.local()  # .forward_only > 0 inside ``with forward_only():`` (per thread)
 
 #: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
 #: (a 3x3 32 -> 32 forward: 355 ms against 5.6 ms), so it is not even timed.
@@ -79,6 +83,21 @@ def disabled() -> Iterator[None]:
     finally:
         with _lock:
             _off_depth[0] -= 1
+
+
+@contextlib.contextmanager
+def forward_only() -> Iterator[None]:
+    """Tracing in this block (this thread) builds convolutions that run forward only, whose
+    backward sums never run: ``auto`` then uses a choice already measured for the shape, else
+    the thresholds', and measures nothing (timing three sums for a shape that runs one is
+    wasted start-up). :func:`funcnn.train.make_eval_fn` traces its model under it, so the
+    evaluation batch shapes of a training run are not timed."""
+    depth = getattr(_local, "forward_only", 0)
+    _local.forward_only = depth + 1
+    try:
+        yield
+    finally:
+        _local.forward_only = depth
 
 
 def cpu_model() -> str:
@@ -252,6 +271,8 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
     with _lock:
         path = cache_file()
         _load(path)
+        if getattr(_local, "forward_only", 0):
+            return _memory.get(key)  # None: the thresholds
         if key not in _memory:
             _log.info("funcnn.conv_autotune: timing the algorithms of %s (once per CPU; %s)", key, path)
             # The op is usually being traced (under jax.jit, grad, vmap): in this thread every

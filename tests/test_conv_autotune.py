@@ -186,3 +186,31 @@ def test_disabled_block_and_gradcheck_time_nothing(tuning, capsys):
     assert gradcheck.main(["--op", "conv2d", "--quick"]) == 0
     assert tuning == [] and at.tuned() == {}
     assert (plan.forward, plan.input_grad, plan.kernel_grad) == at.threshold_parts(w.shape, (1, 1), (1, 1))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_evaluation_programs_time_nothing_training_steps_do(tuning):
+    from funcnn import Conv2D, Dense, Flatten, Relu, serial
+    from funcnn.train import make_eval_fn
+
+    model = serial(Conv2D(4, (3, 3), padding="SAME"), Relu(), Flatten(), Dense(3))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(6, 8, 7, 3)), jnp.float32)
+    y = jnp.arange(6) % 3
+    _, params, state = model.init(jax.random.key(0), x.shape)
+    evaluate = make_eval_fn(model, "softmax_cross_entropy", batch_size=6)
+    assert np.isfinite(float(evaluate(params, state, x, y)["loss"]))
+    assert tuning == [] and at.tuned() == {}  # the forward-only shape: thresholds, nothing timed
+    with at.forward_only():
+        with at.forward_only():
+            pass
+        assert at._local.forward_only == 1  # nested blocks restore their depth
+    assert at._local.forward_only == 0
+
+    def loss(p):
+        return funcnn.softmax_cross_entropy(model.apply(p, state, x)[0], y)
+
+    jax.grad(loss)(params)  # a training step's shape: its three sums are timed
+    assert {part for part, _ in tuning} == {"forward", "input_grad", "kernel_grad"} and len(at.tuned()) == 1
+    n = len(tuning)
+    evaluate(params, state, x[:3], y[:3])  # another forward-only shape: still nothing timed
+    assert len(tuning) == n and len(at.tuned()) == 1

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from funcnn import conv_autotune
 from funcnn._layer import Layer
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -257,7 +258,8 @@ def make_eval_fn(
 
         def chunk(args):
             xb, yb = args
-            out, _ = model.apply(params, state, xb, train=False)
+            with conv_autotune.forward_only():  # no backward here: the autotune times nothing
+                out, _ = model.apply(params, state, xb, train=False)
             losses = jax.vmap(per_example_loss)(out, yb)
             hits = correct(out, yb) if classify else jnp.zeros(losses.shape, bool)
             return losses, hits
