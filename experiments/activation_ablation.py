@@ -432,26 +432,29 @@ def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) 
     Each timed call is ``jax.vjp`` of the registered op (hand rule: ``op``; autodiff: its twin
     ``op.reference``) -- forward, residuals -- followed by the pullback of a fixed random
     cotangent. A per-channel learnable param (prelu's slope) is an input at its initial value,
-    its gradient included; a scalar one (swish's beta) keeps its default. Returned per
-    activation: median microseconds per call and the median over rounds of the per-round
-    ratio to ``relu`` under the same rule.
+    its gradient included (summed into the call's third output); a scalar one (swish's beta)
+    keeps its default. Every (rule, op) pair is a branch of ONE compiled program, picked by a
+    runtime index (``lax.switch``: only the picked branch runs), so timing them compiles one
+    program instead of one per pair. Returned per activation: median microseconds per call and
+    the median over rounds of the per-round ratio to ``relu`` under the same rule.
     """
     x = jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float32)
     g = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float32)
-    fns = {}
-    for rule in RULES:
-        for n in dict.fromkeys(["relu", *names]):
-            entry = registry.get_activation(n)
-            op = entry.hand if rule == "hand" else entry.reference
-            args = (x, *(jnp.full((shape[-1],), p.init, jnp.float32) for p in entry.params if p.per_channel))
+    pairs = [(rule, n) for rule in RULES for n in dict.fromkeys(["relu", *names])]
+    branches = []
+    for rule, n in pairs:
+        entry = registry.get_activation(n)
+        op = entry.hand if rule == "hand" else entry.reference
+        slopes = tuple(np.full((shape[-1],), p.init, np.float32) for p in entry.params if p.per_channel)
 
-            def fwd_bwd(args: tuple, g: jax.Array, op: Callable = op) -> Any:
-                y, pullback = jax.vjp(op, *args)
-                return y, pullback(g)
+        def fwd_bwd(x: jax.Array, g: jax.Array, op: Callable = op, slopes: tuple = slopes) -> Any:
+            y, pullback = jax.vjp(op, x, *map(jnp.asarray, slopes))
+            dx, *dparams = pullback(g)
+            return y, dx, sum((jnp.sum(d) for d in dparams), jnp.zeros((), x.dtype))
 
-            f = jax.jit(fwd_bwd)
-            fns[(rule, n)] = lambda f=f, args=args: f(args, g)
-    keyed = {f"{r}:{n}": fn for (r, n), fn in fns.items()}
+        branches.append(fwd_bwd)
+    program = jax.jit(lambda i, x, g: jax.lax.switch(i, branches, x, g))
+    keyed = {f"{r}:{n}": (lambda i=jnp.int32(i): program(i, x, g)) for i, (r, n) in enumerate(pairs)}
     samples = time_interleaved(keyed, rounds=rounds, warmup=1, min_time=0.01)
     rows = []
     for n in names:
@@ -1034,7 +1037,11 @@ def main(argv: list[str] | None = None) -> int:
             "all_rows": rows, "high_lr_rows": high_rows, "activation_costs": costs, "step_costs": steps,
             "rule_comparison": rule_rows, "findings": findings, "interrupted": interrupted,
             "excluded_output_nonlinearities": list(output_nonlinearities()), "compilations": compilations,
-            "runtime_s": {"wall": wall, "train_wall": t_train, "cpu": cpu},
+            "runtime_s": {"wall": wall, "train_wall": t_train, "cpu": cpu,
+                          # per grid: compiling its programs, then training (grids may overlap)
+                          "grids": {f"{ds}/{arch}": {"compile": sum(g.compile_seconds for g in res.groups),
+                                                     "train": res.seconds}
+                                    for (ds, arch), res in results.items()}},
             "mesh": None if mesh is None else dict(mesh.shape), "grid_workers": workers,
         },
     )

@@ -16,6 +16,9 @@ name              forward                          dx                           
                   input channels                   placed back tap by tap (col2im)
 ``"space_to_depth"`` a stride-1 correlation on 2x2  the same on the error map        the same on 2x2 blocks
                   pixel blocks (4x the channels)
+``"patches"``     one matmul of the patch matrix   taps (``g w^T``, placed back)   one matmul: patch matrix^T
+                  (im2col: the KH*KW tap slices                                    times the error map
+                  side by side) with the kernel
 ================  ===============================  ==============================  ========================
 
 ``"space_to_depth"`` needs stride 1 and dilation 1. ``algorithm="auto"`` (the default of
@@ -66,6 +69,7 @@ CONV_ALGORITHMS: Mapping[str, tuple[str, str, str]] = {
     "textbook": ("textbook", "textbook", "textbook"),
     "taps": ("taps", "taps", "textbook"),
     "space_to_depth": ("space_to_depth", "space_to_depth", "space_to_depth"),
+    "patches": ("patches", "taps", "patches"),
 }
 
 #: Thresholds of ``algorithm="auto"`` per backend (``jax.default_backend()``); a backend not
@@ -73,9 +77,14 @@ CONV_ALGORITHMS: Mapping[str, tuple[str, str, str]] = {
 #: stride-1 convolutions with 3x3 or larger kernels and at most ``s2d_max_min_c`` channels on
 #: one side run on 2x2 blocks (forward, dw, and dx when it is not "taps"); with at most
 #: ``taps_max_c_in`` input channels any other forward is a tap sum; with at most
-#: ``scatter_max_c_in`` input channels dx is placed back tap by tap.
+#: ``scatter_max_c_in`` input channels dx is placed back tap by tap. Strided, dilated and
+#: 1-D convolutions (where 2x2 blocks never apply) whose patch holds at most
+#: ``patches_max_k`` values (KH*KW*C_in), the forward and dw are patch-matrix matmuls and dx
+#: is placed back tap by tap: under vmap over grid members these are batched matmuls, where
+#: XLA's convolutions become grouped convolutions (MNIST-1D's CNN, 33 members: 3-9x faster
+#: per layer; BENCHMARKS.md).
 AUTO_THRESHOLDS: dict[str, dict[str, int]] = {
-    "cpu": {"s2d_max_min_c": 8, "taps_max_c_in": 4, "scatter_max_c_in": 4},
+    "cpu": {"s2d_max_min_c": 8, "taps_max_c_in": 4, "scatter_max_c_in": 4, "patches_max_k": 128},
 }
 
 
@@ -155,9 +164,16 @@ def threshold_parts(w_shape, strides, dilations, t: dict | None = None) -> tuple
     t = AUTO_THRESHOLDS["cpu"] if t is None else t
     kh, kw, c_in, c_out = w_shape if len(w_shape) == 4 else (1, *w_shape)
     s2d = _space_to_depth_applies(strides, dilations) and kh >= 3 and kw >= 3 and min(c_in, c_out) <= t["s2d_max_min_c"]
-    forward = "space_to_depth" if s2d else "taps" if c_in <= t["taps_max_c_in"] else "textbook"
-    dx = "taps" if c_in <= t["scatter_max_c_in"] else "space_to_depth" if s2d else "textbook"
-    return forward, dx, "space_to_depth" if s2d else "textbook"
+    # measured where 2x2 blocks never apply: strided, dilated or 1-D convolutions
+    one_d = kh == 1 or kw == 1
+    patches = (one_d or not _space_to_depth_applies(strides, dilations)) and not s2d \
+        and kh * kw * c_in <= t.get("patches_max_k", 0)
+    if s2d:
+        forward = "space_to_depth"
+    else:
+        forward = "patches" if patches else "taps" if c_in <= t["taps_max_c_in"] else "textbook"
+    dx = "taps" if c_in <= t["scatter_max_c_in"] or patches else "space_to_depth" if s2d else "textbook"
+    return forward, dx, "space_to_depth" if s2d else "patches" if patches else "textbook"
 
 
 def forward_textbook(x, w, strides, pads, dilations, precision):
@@ -299,10 +315,36 @@ def tap_slices(k_sizes, strides, dilations, out_sizes):
     return taps
 
 
+def patch_matrix(x, k_sizes, strides, pads, dilations):
+    """The patches of the padded input side by side (im2col): ``(N, H', W', KH*KW*C_in)``,
+    entry ``[n, i, j, (p, q, c)] = x_pad[n, i*sh + p*dh, j*sw + q*dw, c]``, taps major, so
+    ``y = patches @ w.reshape(KH*KW*C_in, C_out)``."""
+    x_pad = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    out_sizes = tuple(
+        (m - d * (k - 1) - 1) // s + 1 for m, k, s, d in zip(x_pad.shape[1:3], k_sizes, strides, dilations)
+    )
+    cols = [x_pad[:, h0:h1:hs, v0:v1:vs] for (h0, h1, hs), (v0, v1, vs) in tap_slices(k_sizes, strides, dilations, out_sizes)]
+    return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+def forward_patches(x, w, strides, pads, dilations, precision):
+    """The forward as one matmul of the patch matrix with the kernel:
+
+        y[n, i, j, o] = sum_{(p, q, c)} patches[n, i, j, (p, q, c)] w[p, q, c, o]
+
+    The patch matrix costs KH*KW copies of the input; in exchange the sum is a plain matmul,
+    which vmap over grid members turns into a batched matmul (an XLA convolution with a
+    member-batched kernel becomes a grouped convolution, several times slower on CPU)."""
+    kh, kw, c_in, c_out = w.shape
+    pm = patch_matrix(x, (kh, kw), strides, pads, dilations)
+    return lax.dot_general(pm, w.reshape(kh * kw * c_in, c_out), (((3,), (0,)), ((), ())), precision=precision)
+
+
 #: The forward sum per algorithm name: ``(x, w, strides, pads, dilations, precision) -> y``.
 #: The tap sum is elementwise (exact at any precision; ``precision`` does not apply).
 FORWARD = {
     "textbook": forward_textbook,
     "taps": forward_taps,
     "space_to_depth": forward_space_to_depth,
+    "patches": forward_patches,
 }

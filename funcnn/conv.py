@@ -53,6 +53,7 @@ from funcnn._conv_forward import (  # noqa: F401 - the table and choice are publ
     ConvPlan,
     conv_algorithm,
     fold_2x2,
+    patch_matrix,
     s2d_sizes,
     space_to_depth_correlation,
     tap_slices,
@@ -231,6 +232,17 @@ def _kernel_grad_space_to_depth(x, g, k_sizes, strides, pads, dilations, precisi
     return dw
 
 
+def _kernel_grad_patches(x, g, k_sizes, strides, pads, dilations, precision):
+    """dL/dw as one matmul: the patch matrix (:func:`funcnn._conv_forward.patch_matrix`)
+    transposed times the error map, batch and output positions contracted:
+
+        dw[(p, q, c), o] = sum_{n, i, j} patches[n, i, j, (p, q, c)] g[n, i, j, o]
+    """
+    pm = patch_matrix(x, k_sizes, strides, pads, dilations)
+    dw = lax.dot_general(pm, g, (((0, 1, 2), (0, 1, 2)), ((), ())), precision=precision)
+    return dw.reshape(*k_sizes, x.shape[-1], g.shape[-1])
+
+
 #: dL/dx per algorithm name (:data:`funcnn._conv_forward.CONV_ALGORITHMS`).
 INPUT_GRAD = {
     "textbook": _input_grad_textbook,
@@ -241,6 +253,7 @@ INPUT_GRAD = {
 KERNEL_GRAD = {
     "textbook": _kernel_grad_textbook,
     "space_to_depth": _kernel_grad_space_to_depth,
+    "patches": _kernel_grad_patches,
 }
 
 
@@ -311,8 +324,8 @@ def conv2d(
         precision: lax's ``precision`` for every convolution and dot of the forward and the
             backward rule (``None`` follows ``jax_default_matmul_precision``; on GPUs float32
             then runs in TF32). Tap-sum paths are elementwise and always exact.
-        algorithm: ``"auto"`` (per sum by shape and backend), ``"textbook"``, ``"taps"`` or
-            ``"space_to_depth"`` (stride 1 and dilation 1 only); see :data:`CONV_ALGORITHMS`
+        algorithm: ``"auto"`` (per sum by shape and backend), ``"textbook"``, ``"taps"``,
+            ``"patches"`` or ``"space_to_depth"`` (stride 1 and dilation 1 only); see :data:`CONV_ALGORITHMS`
             and :func:`conv_algorithm`. Every algorithm computes the same sums.
 
     Returns:

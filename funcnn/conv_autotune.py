@@ -61,6 +61,9 @@ _local = threading.local()  # .forward_only > 0 inside ``with forward_only():`` 
 MAX_TAP_PRODUCTS = 200
 #: The patch-scatter dx materializes KH*KW*C_in values per output pixel; not timed past this.
 MAX_SCATTER_C_IN = 16
+#: The patch matrix of the "patches" forward and dw holds KH*KW*C_in values per output pixel
+#: (KH*KW copies of the input); not timed past this many.
+MAX_PATCH_K = 1024
 
 
 def enabled() -> bool:
@@ -133,6 +136,8 @@ def candidates(part: str, w_shape, strides, dilations) -> tuple[str, ...]:
         out.append("taps")
     if part == "input_grad" and c_in <= MAX_SCATTER_C_IN:
         out.append("taps")
+    if part in ("forward", "kernel_grad") and kh * kw * c_in <= MAX_PATCH_K:
+        out.append("patches")
     if s2d:
         out.append("space_to_depth")
     return tuple(out)
@@ -236,12 +241,19 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[st
     return keep, times
 
 
+def _algorithms() -> dict[str, list[str]]:
+    """The algorithms each sum could be measured under: a cache written with others is stale."""
+    return {"forward": sorted(FORWARD), "input_grad": sorted(INPUT_GRAD), "kernel_grad": sorted(KERNEL_GRAD)}
+
+
 def _load(path: Path) -> None:
     if _loaded.get(str(path)):
         return
     _loaded[str(path)] = True
     try:
         data = json.loads(path.read_text())
+        if data.get("algorithms") != _algorithms():
+            return  # measured before an algorithm was added (or removed): measure again
         for key, parts in data.get("choices", {}).items():
             if isinstance(parts, list) and len(parts) == 3:
                 _memory.setdefault(key, tuple(parts))
@@ -255,7 +267,8 @@ def _save(path: Path) -> None:
     """Write every known choice (atomically: a temporary file renamed over the old one)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"cpu": cpu_id(), "choices": {k: list(v) for k, v in sorted(_memory.items())}}
+        payload = {"cpu": cpu_id(), "algorithms": _algorithms(),
+                   "choices": {k: list(v) for k, v in sorted(_memory.items())}}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=1)

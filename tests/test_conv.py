@@ -427,7 +427,15 @@ def test_algorithm_choice_and_errors():
     wide = conv_algorithm((3, 3, 64, 64), (1, 1), (1, 1), backend="cpu")
     assert (wide.forward, wide.input_grad, wide.kernel_grad) == ("textbook",) * 3
     strided = conv_algorithm((3, 3, 3, 8), (2, 2), (1, 1), backend="cpu")
-    assert (strided.forward, strided.input_grad, strided.kernel_grad) == ("taps", "taps", "textbook")
+    assert (strided.forward, strided.input_grad, strided.kernel_grad) == ("patches", "taps", "patches")
+    # MNIST-1D's CNN (1-D, 5 taps, stride 2): patch-matrix matmuls up to 128 values a patch
+    for c_in, parts in ((1, ("patches", "taps", "patches")), (25, ("patches", "taps", "patches")),
+                        (32, ("textbook",) * 3)):
+        p = conv_algorithm((1, 5, c_in, 25), (1, 2), (1, 1), backend="cpu")
+        assert (p.forward, p.input_grad, p.kernel_grad) == parts, c_in
+    # stride-1 2-D convolutions without 2x2 blocks keep the XLA convolution
+    mid = conv_algorithm((3, 3, 10, 16), (1, 1), (1, 1), backend="cpu")
+    assert (mid.forward, mid.input_grad, mid.kernel_grad) == ("textbook",) * 3
     gpu = conv_algorithm((5, 5, 1, 6), (1, 1), (1, 1), backend="gpu")
     assert (gpu.forward, gpu.input_grad, gpu.kernel_grad) == ("textbook",) * 3
     assert str(lenet1) == "auto (forward=space_to_depth, dx=taps, dw=space_to_depth)"
@@ -442,7 +450,7 @@ def test_algorithm_choice_and_errors():
         ref.conv2d(x, w, algorithm="fft")
 
 
-@pytest.mark.parametrize("algorithm", ["auto", "textbook", "taps", "space_to_depth"])
+@pytest.mark.parametrize("algorithm", ["auto", "textbook", "taps", "space_to_depth", "patches"])
 def test_twin_shares_the_hand_forward(algorithm):
     """``funcnn.reference.conv2d(..., algorithm=name)`` runs the hand op's forward sum (same
     values bit for bit) and differentiates it with jax.grad (no custom rule)."""

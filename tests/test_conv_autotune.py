@@ -48,11 +48,11 @@ def test_picks_the_fastest_sum_and_keeps_it(tuning):
     x, w = _arrays()
     plan = conv_plan(x, w, padding="SAME")
     assert (plan.forward, plan.input_grad, plan.kernel_grad) == ("textbook", "taps", "space_to_depth")
-    # every candidate of each sum timed once: forward 3, dx 3, dw 2
+    # every candidate of each sum timed once: forward 4, dx 3, dw 3
     assert sorted(tuning) == sorted([("forward", "textbook"), ("forward", "taps"), ("forward", "space_to_depth"),
-                                     ("input_grad", "textbook"), ("input_grad", "taps"),
+                                     ("forward", "patches"), ("input_grad", "textbook"), ("input_grad", "taps"),
                                      ("input_grad", "space_to_depth"), ("kernel_grad", "textbook"),
-                                     ("kernel_grad", "space_to_depth")])
+                                     ("kernel_grad", "space_to_depth"), ("kernel_grad", "patches")])
     # the op runs the measured plan (its value is the textbook one)
     y = funcnn.conv2d(x, w, padding="SAME")
     np.testing.assert_allclose(y, funcnn.conv2d(x, w, padding="SAME", algorithm="textbook"), rtol=1e-5, atol=1e-5)
@@ -76,6 +76,11 @@ def test_strided_and_wide_shapes_time_only_what_applies(tuning):
     conv_plan(x, w, stride=2, padding="SAME")
     assert ("forward", "taps") not in tuning  # 3*3*32 products: known to lose, not timed
     assert not any(name == "space_to_depth" for _, name in tuning)  # needs stride 1
+    assert ("forward", "patches") in tuning and ("kernel_grad", "patches") in tuning  # 288 values a patch
+    tuning.clear()
+    xw, ww = _arrays(c_in=128, c_out=8)
+    conv_plan(xw, ww, stride=2, padding="SAME")
+    assert tuning and not any(name == "patches" for _, name in tuning)  # 3*3*128 > MAX_PATCH_K: not timed
 
 
 def test_off_uses_the_thresholds_and_other_backends_run_textbook(tuning, monkeypatch):
@@ -214,3 +219,17 @@ def test_evaluation_programs_time_nothing_training_steps_do(tuning):
     n = len(tuning)
     evaluate(params, state, x[:3], y[:3])  # another forward-only shape: still nothing timed
     assert len(tuning) == n and len(at.tuned()) == 1
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_a_cache_measured_under_other_algorithms_is_measured_again(tuning):
+    x, w = _arrays()
+    conv_plan(x, w)
+    data = json.loads(at.cache_file().read_text())
+    assert data["algorithms"]["forward"] == sorted(funcnn.conv.FORWARD)
+    n = len(tuning)
+    data["algorithms"]["forward"].remove("patches")  # as written before "patches" existed
+    at.cache_file().write_text(json.dumps(data))
+    at.clear()
+    conv_plan(x, w)
+    assert len(tuning) == 2 * n  # the stale choice is not reused

@@ -153,7 +153,7 @@ def test_every_algorithm_is_checked_at_every_channel_count():
         args = c.make_args(rng, jnp.float64)
         seen.setdefault(c.kwargs.get("algorithm", "auto"), set()).add(args[0].shape[-1])
         assert c.algorithm is not None
-    for name in ("auto", "textbook", "space_to_depth"):
+    for name in ("auto", "textbook", "space_to_depth", "patches"):
         assert {1, 3, 6, 16, 64} <= seen[name], (name, seen[name])
     assert {1, 3, 6} <= seen["taps"]
     assert set(CONV_ALGORITHMS) | {"auto"} == set(seen)
@@ -162,7 +162,8 @@ def test_every_algorithm_is_checked_at_every_channel_count():
         return
     notes = {c.algorithm(c.make_args(rng, jnp.float64), c.kwargs) for c in conv if "algorithm" not in c.kwargs
              or c.kwargs["algorithm"] == "auto"}
-    for part in ("fwd=s2d", "fwd=taps", "fwd=textbook", "dx=taps", "dx=s2d", "dx=textbook", "dw=s2d", "dw=textbook"):
+    for part in ("fwd=s2d", "fwd=taps", "fwd=textbook", "fwd=patches", "dx=taps", "dx=s2d", "dx=textbook", "dw=s2d",
+                 "dw=textbook", "dw=patches"):
         assert any(part in n for n in notes), (part, notes)
     pool_notes = {c.algorithm(c.make_args(rng, jnp.float64), c.kwargs) for c in gradcheck.CASES if c.module == "pooling"}
     assert {"auto(blocks)", "auto(textbook)", "textbook"} <= pool_notes

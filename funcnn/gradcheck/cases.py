@@ -176,7 +176,7 @@ _CONV_GRID_2D = [
 ]
 
 
-_SHORT = {"textbook": "textbook", "taps": "taps", "space_to_depth": "s2d"}
+_SHORT = {"textbook": "textbook", "taps": "taps", "space_to_depth": "s2d", "patches": "patches"}
 
 
 def _conv_algorithm(args: tuple[Any, ...], kwargs: Any) -> str:
@@ -210,7 +210,7 @@ def _pool_algorithm(args: tuple[Any, ...], kwargs: Any) -> str:
 # C_in 1 and 3 (tap forward / patch-scatter dx), 6 -> 16 5x5 (LeNet's conv2: 2x2 blocks
 # for all three sums), 16 and 64 (one XLA convolution per sum).
 _CHANNELS = ((1, 6, (3, 3)), (3, 8, (3, 3)), (6, 16, (5, 5)), (16, 16, (3, 3)), (64, 64, (3, 3)))
-_CONV_ALGORITHMS = ("auto", "textbook", "taps", "space_to_depth")
+_CONV_ALGORITHMS = ("auto", "textbook", "taps", "space_to_depth", "patches")
 
 
 def _conv_cases() -> list[Case]:
@@ -246,6 +246,8 @@ def _conv_cases() -> list[Case]:
              {"stride": 2, "padding": "SAME"}),
         Case("conv2d", "conv", _conv_args((2, 5, 4, 2), (5, 4), 3), {"padding": "VALID"}),
         Case("conv2d", "conv", _conv_args((1, 5, 5, 1), (1, 1), 2), {"stride": 2}),
+        # stride 1 with a 2x2 kernel: no 2x2 blocks, no patches (2-D, stride 1): the tap forward
+        Case("conv2d", "conv", _conv_args((2, 6, 5, 2), (2, 2), 3), {"padding": "VALID"}),
     ]
     # Every algorithm, forced, at every channel count (stride 1, SAME: all of them apply).
     # "taps" unrolls KH*KW*C_in products in the forward (auto picks it for C_in <= 4):
@@ -257,11 +259,14 @@ def _conv_cases() -> list[Case]:
                                   {"padding": "SAME", "algorithm": name}))
     # Strided, dilated and 1-D convolutions under the algorithms that apply to them.
     for c_in, c_out, _ in _CHANNELS[1:4]:
-        for name in _CONV_ALGORITHMS[:2] + (("taps",) if c_in <= 6 else ()):
+        for name in _CONV_ALGORITHMS[:2] + ("patches",) + (("taps",) if c_in <= 6 else ()):
             cases.append(Case("conv2d", "conv", _conv_args((2, 9, 8, c_in), (3, 3), c_out),
                               {"stride": 2, "padding": 1, "dilation": (1, 2), "algorithm": name}))
     for name in _CONV_ALGORITHMS:
         cases.append(Case("conv1d", "conv", _conv_args((2, 11, 4), (3,), 8), {"padding": "SAME", "algorithm": name}))
+    # MNIST-1D's CNN layer shape (5 taps, stride 2, padding 1), where auto picks the patches
+    for name in ("auto", "patches", "textbook"):
+        cases.append(Case("conv1d", "conv", _conv_args((2, 13, 5), (5,), 6), {"stride": 2, "padding": 1, "algorithm": name}))
     return [dataclasses.replace(c, algorithm=_conv_algorithm) for c in cases]
 
 
