@@ -25,7 +25,6 @@ import time
 
 import funcnn  # noqa: F401  (XLA CPU defaults first)
 import jax
-import numpy as np
 import optax
 
 from funcnn.data import load

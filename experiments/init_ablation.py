@@ -38,9 +38,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

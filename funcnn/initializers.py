@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn._checks import check_choice
+from funcnn._names import LiveNames
 from funcnn import registry as _registry
 
 __all__ = [
@@ -411,31 +412,10 @@ def orthogonal(gain: float = 1.0) -> Initializer:
 _NAMED: dict[str, Callable[[], Initializer]] = {}
 
 
-class _InitNames(Sequence):
-    """A live, read-only view of the initializer names."""
-
-    def __getitem__(self, i: Any) -> Any:
-        return tuple(_NAMED)[i]
-
-    def __len__(self) -> int:
-        return len(_NAMED)
-
-    def __contains__(self, name: object) -> bool:
-        return name in _NAMED
-
-    def __eq__(self, other: object) -> bool:
-        return tuple(_NAMED) == tuple(other) if isinstance(other, (tuple, list, _InitNames)) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(tuple(_NAMED))
-
-
 #: The names a layer's initializer argument accepts (alone or as :class:`funcnn.Choice`
 #: options): the factories of this module that need no argument, with their defaults, and the
 #: user's :func:`register_initializer` names. A live view.
-INITIALIZER_NAMES = _InitNames()
+INITIALIZER_NAMES = LiveNames(lambda: tuple(_NAMED), "Every initializer name (a live view).")
 
 
 def register_initializer(name: str, factory: Callable[[], Initializer]) -> None:

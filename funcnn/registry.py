@@ -39,13 +39,14 @@ import dataclasses
 import functools
 import inspect
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn._names import LiveNames
 from funcnn._reduce import sum_to_shape
 from funcnn._rules import hand_rule
 
@@ -265,44 +266,11 @@ def activation_names(*, hidden: bool = False) -> tuple[str, ...]:
     return tuple(n for n, op in _REGISTRY.items() if op.elementwise or not hidden)
 
 
-class _Names(Sequence):
-    """A live, read-only view of registry names (a tuple-like sequence)."""
-
-    def __init__(self, select: Callable[[ActivationOp], bool], doc: str, prefix: tuple[str, ...] = ()) -> None:
-        self._select = select
-        self._prefix = tuple(prefix)
-        self.__doc__ = doc
-
-    def _names(self) -> tuple[str, ...]:
-        return self._prefix + tuple(n for n, op in _REGISTRY.items() if self._select(op))
-
-    def __getitem__(self, i: Any) -> Any:
-        return self._names()[i]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (tuple, list, _Names)):
-            return self._names() == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __add__(self, other: Any) -> tuple[str, ...]:
-        return self._names() + tuple(other)
-
-    def __radd__(self, other: Any) -> tuple[str, ...]:
-        return tuple(other) + self._names()
-
-    def __repr__(self) -> str:
-        return repr(self._names())
+def _Names(select: Callable[[ActivationOp], bool], doc: str, prefix: tuple[str, ...] = ()) -> LiveNames:
+    """A live, read-only view of the registered names whose op passes ``select`` (after
+    ``prefix``), a tuple-like sequence."""
+    prefix = tuple(prefix)
+    return LiveNames(lambda: prefix + tuple(n for n, op in _REGISTRY.items() if select(op)), doc)
 
 
 #: Every registered activation name, a live view of the registry (built-ins first).

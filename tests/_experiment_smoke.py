@@ -47,6 +47,17 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def members(run: Path, key: tuple[str, ...] = ("group", "member")) -> dict[Any, list[dict[str, Any]]]:
+    """metrics.jsonl as ``{(group, member): [records by step]}`` (``key=("member",)``: by
+    member alone)."""
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for line in (Path(run) / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        k = tuple(rec[f] for f in key)
+        out.setdefault(k if len(k) > 1 else k[0], []).append(rec)
+    return {k: sorted(v, key=lambda r: r["step"]) for k, v in out.items()}
+
+
 def run_smoke(name: str, out_dir: Path, pngs: tuple[str, ...], *, timeout: int = 580) -> tuple[Path, dict[str, Any]]:
     """Run ``--smoke`` into ``out_dir``; check the run directory's files; return it and the summary."""
     run, out = run_script_smoke(name, out_dir, timeout=timeout)

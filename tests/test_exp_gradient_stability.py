@@ -1,23 +1,17 @@
 """Smoke test of experiments/gradient_stability.py: runs it with --smoke in a subprocess and checks its outputs."""
 
-import json
 import math
 
 import pytest
 
-from _experiment_smoke import run_help, run_smoke
+from _experiment_smoke import members, run_help, run_smoke
 
 NAME = "gradient_stability"
 PNGS = ("loss_curves.png", "grad_norms.png")
 
 
 def _members(run):
-    """metrics.jsonl as {(group, member): [records by step]}."""
-    out = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        out.setdefault((rec["group"], rec["member"]), []).append(rec)
-    return {k: sorted(v, key=lambda r: r["step"]) for k, v in out.items()}
+    return members(run)
 
 
 def test_help():

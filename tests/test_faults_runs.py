@@ -4,14 +4,12 @@ checkpoints, metrics of a group that restarts."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
