@@ -46,7 +46,7 @@ import numpy as np
 from funcnn._conv_forward import AUTOTUNER, FORWARD, threshold_parts
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
-__all__ = ["ENV", "enabled", "disabled", "forward_only", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+__all__ = ["ENV", "enabled", "disabled", "forward_only", "members", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
 
 ENV = "FUNCNN_CONV_AUTOTUNE"
 _log = logging.getLogger("funcnn")
@@ -103,6 +103,23 @@ def forward_only() -> Iterator[None]:
         _local.forward_only = depth
 
 
+@contextlib.contextmanager
+def members(n: int) -> Iterator[None]:
+    """Tracing in this block (this thread) builds convolutions that run vmapped over ``n``
+    grid members (the training engine sets it around its vmapped programs): ``auto`` then
+    times the candidates vmapped over ``n`` members, as the program runs them, and keeps the
+    choice under a key of its own. Under vmap the fastest order of additions is not the one
+    alone (an XLA convolution with a member-batched kernel becomes a grouped convolution)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"conv_autotune.members: n must be an int >= 1, got {n!r}")
+    before = getattr(_local, "members", 1)
+    _local.members = n
+    try:
+        yield
+    finally:
+        _local.members = before
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` knows)."""
     try:
@@ -154,25 +171,35 @@ def _time_call(fn: Callable[..., Any], args: tuple, reps: int = 3) -> float:
     return best
 
 
-def _inputs(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Random ``x``, ``w`` and error map ``g`` of one convolution's shapes (made once per shape)."""
+def _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Random ``x``, ``w`` and error map ``g`` of one convolution's shapes (made once per
+    shape); with ``n > 1`` stacked for ``n`` members (a leading member axis)."""
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.standard_normal(x_shape), dtype)
-    w = jnp.asarray(rng.standard_normal(w_shape) / math.sqrt(math.prod(w_shape[:3])), dtype)
-    y_shape = jax.eval_shape(lambda x, w: FORWARD["textbook"](x, w, strides, pads, dilations, None), x, w).shape
-    return x, w, jnp.asarray(rng.standard_normal(y_shape), dtype)
+    lead = (n,) if n > 1 else ()
+    x = jnp.asarray(rng.standard_normal(lead + tuple(x_shape)), dtype)
+    w = jnp.asarray(rng.standard_normal(lead + tuple(w_shape)) / math.sqrt(math.prod(w_shape[:3])), dtype)
+    y_shape = jax.eval_shape(lambda x, w: FORWARD["textbook"](x, w, strides, pads, dilations, None),
+                             jax.ShapeDtypeStruct(tuple(x_shape), dtype), jax.ShapeDtypeStruct(tuple(w_shape), dtype)).shape
+    return x, w, jnp.asarray(rng.standard_normal(lead + tuple(y_shape)), dtype)
+
+
+def _jit(f: Callable[..., Any], x: jax.Array) -> Callable[..., Any]:
+    """``jax.jit(f)``, vmapped over the member axis when the inputs have one (NHWC + 1)."""
+    return jax.jit(jax.vmap(f) if x.ndim == 5 else f)
 
 
 def _time_candidate(part, name, inputs, strides, pads, dilations) -> float:
-    """Seconds of one sum (``part``) by the algorithm ``name`` on ``inputs = (x, w, g)``."""
+    """Seconds of one sum (``part``) by the algorithm ``name`` on ``inputs = (x, w, g)``
+    (vmapped when they carry a member axis)."""
     x, w, g = inputs
+    in_sizes, k_sizes = x.shape[-3:-1], w.shape[-4:-2]
     if part == "forward":
-        f = jax.jit(lambda x, w: FORWARD[name](x, w, strides, pads, dilations, None))
+        f = _jit(lambda x, w: FORWARD[name](x, w, strides, pads, dilations, None), x)
         return _time_call(f, (x, w))
     if part == "input_grad":
-        f = jax.jit(lambda g, w: INPUT_GRAD[name](g, w, x.shape[1:3], strides, pads, dilations, None))
+        f = _jit(lambda g, w: INPUT_GRAD[name](g, w, in_sizes, strides, pads, dilations, None), x)
         return _time_call(f, (g, w))
-    f = jax.jit(lambda x, g: KERNEL_GRAD[name](x, g, w.shape[:2], strides, pads, dilations, None))
+    f = _jit(lambda x, g: KERNEL_GRAD[name](x, g, k_sizes, strides, pads, dilations, None), x)
     return _time_call(f, (x, g))
 
 
@@ -186,14 +213,14 @@ def _time_plan(parts, inputs, strides, pads, dilations, reps: int = 3) -> float:
     training step runs them, under the algorithms ``parts``: the best of ``reps``."""
     x, w, g = inputs
     fwd, dx, dw = parts
+    in_sizes, k_sizes = x.shape[-3:-1], w.shape[-4:-2]
 
-    @jax.jit
     def step(x, w, g):
         return (FORWARD[fwd](x, w, strides, pads, dilations, None),
-                INPUT_GRAD[dx](g, w, x.shape[1:3], strides, pads, dilations, None),
-                KERNEL_GRAD[dw](x, g, w.shape[:2], strides, pads, dilations, None))
+                INPUT_GRAD[dx](g, w, in_sizes, strides, pads, dilations, None),
+                KERNEL_GRAD[dw](x, g, k_sizes, strides, pads, dilations, None))
 
-    return _time_call(step, (x, w, g), reps)
+    return _time_call(_jit(step, x), (x, w, g), reps)
 
 
 #: The timer of a whole plan: ``(parts, (x, w, g), strides, pads, dilations) -> seconds``.
@@ -207,7 +234,7 @@ MIN_GAIN = 0.05
 VERIFY_ROUNDS = 3
 
 
-def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[str, str, str], dict[str, Any]]:
+def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tuple[tuple[str, str, str], dict[str, Any]]:
     """Time every candidate of each sum, then verify the fastest per sum against the fixed
     thresholds' plan with the three sums run together: the measured plan is kept only when
     it wins by :data:`MIN_GAIN` in the median of :data:`VERIFY_ROUNDS` interleaved rounds.
@@ -215,9 +242,10 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype) -> tuple[tuple[st
     a choice that loses to the thresholds is never returned (so never cached).
 
     Returns ``(plan, times)``: ``times`` has each sum's candidates and, when the plans
-    differed, ``"verify"`` with both plans' median seconds and which one was kept.
+    differed, ``"verify"`` with both plans' median seconds and which one was kept. ``n > 1``:
+    every timing runs vmapped over ``n`` members (see :func:`members`).
     """
-    inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype)
+    inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n)
     times: dict[str, Any] = {}
     best = []
     for part in ("forward", "input_grad", "kernel_grad"):
@@ -284,6 +312,9 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
     with _lock:
         path = cache_file()
         _load(path)
+        n = getattr(_local, "members", 1)
+        if n > 1:
+            key = f"{key} m{n}"
         if getattr(_local, "forward_only", 0):
             return _memory.get(key)  # None: the thresholds
         if key not in _memory:
@@ -292,7 +323,7 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
             # jitted call would be staged into that trace instead of running. JAX's trace
             # state is per thread, so the measurement runs in a thread of its own.
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                _memory[key], _ = pool.submit(measure, x_shape, w_shape, strides, pads, dilations, dtype).result()
+                _memory[key], _ = pool.submit(measure, x_shape, w_shape, strides, pads, dilations, dtype, n).result()
             _save(path)
         return _memory[key]
 

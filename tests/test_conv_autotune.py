@@ -233,3 +233,37 @@ def test_a_cache_measured_under_other_algorithms_is_measured_again(tuning):
     at.clear()
     conv_plan(x, w)
     assert len(tuning) == 2 * n  # the stale choice is not reused
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_a_grid_times_its_convolutions_vmapped_over_its_members(tuning, monkeypatch):
+    """run_grid traces its program under conv_autotune.members(G): the candidates are timed on
+    member-stacked inputs (vmapped), under a key of their own; one model alone is timed alone."""
+    import optax
+
+    from funcnn import Conv1D, Dense, Flatten, Relu, serial
+    from funcnn.train import TrainSpec, run_grid
+
+    widths = []
+    real = at._inputs
+
+    def spy(*args, **kw):
+        out = real(*args, **kw)
+        widths.append(out[0].shape[0] if out[0].ndim == 5 else 1)
+        return out
+
+    monkeypatch.setattr(at, "_inputs", spy)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 12, 2)).astype(np.float32)
+    y = (np.arange(48) % 3).astype(np.int32)
+
+    def build(c):
+        model = serial(Conv1D(4, 3, stride=2, padding=1), Relu(), Flatten(), Dense(3))
+        return TrainSpec(model, "softmax_cross_entropy", optax.sgd(c["lr"]))
+
+    run_grid(build, {"lr": [0.1, 0.2], "seed": [0, 1]}, (x, y), steps=2, batch_size=8, eval_every=0, progress=False)
+    assert widths and set(widths) == {4}  # 2 lrs x 2 seeds, vmapped: every timing on 4 members
+    assert all(k.endswith(" m4") for k in at.tuned())
+    with pytest.raises(ValueError, match="conv_autotune.members: n must be an int >= 1"):
+        with at.members(0):
+            pass

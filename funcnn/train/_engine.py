@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn import parallel
+from funcnn import conv_autotune, parallel
 from funcnn.train.step import STEP_METRICS, make_eval_fn, make_train_step, resolve_loss
 
 DIVERGENCE_REASONS = {1: "loss became nan", 2: "loss became inf", 3: "gradient norm became non-finite"}
@@ -377,10 +377,28 @@ def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]
         def one_block(block):
             m_blk, hb_blk, hc_blk = block
             per_member = jax.vmap(lambda m, h: member_fn(*m, {**h, **hc_blk}, *shared))
-            return per_member(m_blk, hb_blk)
+            with conv_autotune.members(_width(m_blk)):  # the convolutions' autotune times G members
+                return per_member(m_blk, hb_blk)
 
         out = jax.lax.map(one_block, (cut(members), cut(hb), hc))
         return jax.tree.map(lambda v: v.reshape(v.shape[0] * v.shape[1], *v.shape[2:]), out)
+
+    return run
+
+
+def _width(tree: Any) -> int:
+    """The leading (member) axis length of a stacked tree."""
+    return int(jax.tree.leaves(tree)[0].shape[0])
+
+
+def _members_vmap(fn: Callable[..., Any], in_axes: tuple, **kwargs: Any) -> Callable[..., Any]:
+    """``jax.vmap(fn, in_axes)`` traced under :func:`funcnn.conv_autotune.members` of the
+    member axis' length, so ``auto`` convolutions are timed as the vmapped program runs them."""
+    vf = jax.vmap(fn, in_axes=in_axes, **kwargs)
+
+    def run(*args: Any) -> Any:
+        with conv_autotune.members(_width(args[0])):
+            return vf(*args)
 
     return run
 
@@ -467,8 +485,8 @@ def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, dia
             chunk = _in_blocks(member_chunk, blocks, stacked=1)  # (carry, hp, n, start, x, y)
             evaluate = _in_blocks(member_eval, blocks, stacked=2)  # (params, state, hp, datasets)
         elif batched:
-            chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None))
-            evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None))
+            chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None))
+            evaluate = _members_vmap(member_eval, (0, 0, 0, None))
         else:
             chunk, evaluate = member_chunk, member_eval
         return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter)
@@ -478,8 +496,8 @@ def _build_programs(spec_fn, plan, batched, classification, eval_batch_size, dia
         # spmd_axis_name: sharding constraints inside the member function get the member
         # axis split over "grid" (a batch becomes P("grid", "data")).
         spmd = parallel.GRID if parallel.GRID in mesh.axis_names else None
-        chunk = jax.vmap(member_chunk, in_axes=(0, 0, None, None, None, None), spmd_axis_name=spmd)
-        evaluate = jax.vmap(member_eval, in_axes=(0, 0, 0, None), spmd_axis_name=spmd)
+        chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None), spmd_axis_name=spmd)
+        evaluate = _members_vmap(member_eval, (0, 0, 0, None), spmd_axis_name=spmd)
         carry_sh = parallel.members_sharding(mesh)
     else:
         chunk, evaluate = member_chunk, member_eval
