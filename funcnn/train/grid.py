@@ -512,7 +512,12 @@ def run_grids(prepared: Sequence[PreparedGrid], *, workers: int | None = None) -
         stop.set()
         for f in futures:
             f.cancel()
-        pool.shutdown(wait=True)
+        while True:  # the running grids checkpoint and stop; a second Ctrl-C does not cut that short
+            try:
+                pool.shutdown(wait=True)
+                break
+            except KeyboardInterrupt:
+                interrupted = True
     out: list[GridResult] = []
     for f in futures:  # in order: the pool starts grids first in, first out
         e = None if f.cancelled() else f.exception()
