@@ -200,8 +200,8 @@ def _in_batch_halves(f, x):
     ``f`` maps a batch ``(B, ...)`` to ``(B, ...)`` example by example (an odd batch gets one
     zero example, dropped after). The loop boundary keeps ``f``'s fused sums apart from the
     ops that consume the result, which XLA CPU would otherwise fuse with them: fused with
-    tanh, the tap-sum loop below loses its vectorization (LeNet conv1 forward: 7-8 ms
-    instead of 0.8 + 0.4 ms). The price is one copy of the result.
+    tanh, the tap-sum loop below loses its vectorization (LeNet conv1's forward measured
+    about 6x slower fused; BENCHMARKS.md). The price is one copy of the result.
     """
     n = x.shape[0]
     if n % 2:
@@ -256,8 +256,8 @@ def space_to_depth_correlation(x, w, pads, precision):
 
     with 4x the channels on both sides. It does ~1.4x (5x5) to 1.8x (3x3) the multiplies,
     but XLA's CPU convolution runs 4x wider channel dimensions so much faster that, with
-    at most 8 channels on one side, it measured 1.3-4x faster (LeNet conv2: forward
-    1.57 -> 1.08 ms, dx 5.97 -> 2.76 ms; BENCHMARKS.md). The padding ``pads`` may be
+    at most 8 channels on one side, it measured 1.3-4x faster (LeNet conv2's forward and
+    dx; BENCHMARKS.md). The padding ``pads`` may be
     negative (a crop), as in :func:`lax.pad`.
     """
     kh, kw, c_in, c_out = w.shape

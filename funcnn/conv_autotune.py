@@ -57,7 +57,8 @@ _off_depth = [0]  # > 0 inside ``with disabled():``
 _local = threading.local()  # .forward_only > 0 inside ``with forward_only():`` (per thread)
 
 #: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
-#: (a 3x3 32 -> 32 forward: 355 ms against 5.6 ms), so it is not even timed.
+#: (a 3x3 32 -> 32 forward measured ~60x slower than textbook; BENCHMARKS.md), so it is
+#: not even timed.
 MAX_TAP_PRODUCTS = 200
 #: The patch-scatter dx materializes KH*KW*C_in values per output pixel; not timed past this.
 MAX_SCATTER_C_IN = 16

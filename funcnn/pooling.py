@@ -27,9 +27,8 @@ Max pooling's forward saves only which element won each window, found by a row-m
 over the taps: for "blocks" a boolean mask in the block layout (the backward is one
 select), otherwise the int8 index of each window's first maximum (a ``fori_loop`` when
 windows overlap, so XLA stores the index once instead of recomputing the scan inside every
-tap's placement). On a 2-core CPU
-(128x28x28x32, float32) fwd+bwd is >10x faster than ``jax.grad`` of ``reduce_window`` for
-2x2/2, 3x3/2 and 3x3/1 windows.
+tap's placement). fwd+bwd measured over 10x faster than ``jax.grad`` of
+``reduce_window`` for 2x2/2, 3x3/2 and 3x3/1 windows (BENCHMARKS.md).
 
 The 1-D ops are the 2-D code with a unit spatial dim. The autodiff twins live in
 :mod:`funcnn.reference.pooling` and share the validation in :mod:`funcnn._geometry`.

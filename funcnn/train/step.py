@@ -39,7 +39,7 @@ def global_norm(tree: Any) -> jax.Array:
     if not leaves:
         return jnp.zeros(())
     # One dot per leaf (vdot conjugates its first argument): one kernel instead of a square
-    # and a reduction; the MLP train step measured 2.88 -> 2.67 ms (BENCHMARKS.md).
+    # and a reduction, which made the MLP train step faster (BENCHMARKS.md).
     return jnp.sqrt(sum(jnp.real(jnp.vdot(x.ravel(), x.ravel())) for x in leaves))
 
 
@@ -159,7 +159,7 @@ def make_train_step(
       jit: return ``jax.jit(step)`` (default) or the plain function (to vmap or scan it).
       norms: compute ``grad_norm`` and ``update_norm`` (default). With ``norms=False``
         ``metrics`` holds only ``loss``; the update is the same. The two norms are two extra
-        passes over every parameter-sized array: ~20% of an MLP step on a 2-core CPU
+        passes over every parameter-sized array, a noticeable part of a small MLP's step on CPU
         (BENCHMARKS.md). :func:`fit` and :func:`run_grid` always compute them (a
         non-finite gradient norm is how they detect divergence).
 
