@@ -164,14 +164,11 @@ def threshold_parts(w_shape, strides, dilations, t: dict | None = None) -> tuple
     t = AUTO_THRESHOLDS["cpu"] if t is None else t
     kh, kw, c_in, c_out = w_shape if len(w_shape) == 4 else (1, *w_shape)
     s2d = _space_to_depth_applies(strides, dilations) and kh >= 3 and kw >= 3 and min(c_in, c_out) <= t["s2d_max_min_c"]
-    # measured where 2x2 blocks never apply: strided, dilated or 1-D convolutions
-    one_d = kh == 1 or kw == 1
-    patches = (one_d or not _space_to_depth_applies(strides, dilations)) and not s2d \
+    # measured where 2x2 blocks never apply (so never with s2d): strided, dilated or 1-D
+    patches = (kh == 1 or kw == 1 or not _space_to_depth_applies(strides, dilations)) \
         and kh * kw * c_in <= t.get("patches_max_k", 0)
-    if s2d:
-        forward = "space_to_depth"
-    else:
-        forward = "patches" if patches else "taps" if c_in <= t["taps_max_c_in"] else "textbook"
+    forward = ("space_to_depth" if s2d else "patches" if patches
+               else "taps" if c_in <= t["taps_max_c_in"] else "textbook")
     dx = "taps" if c_in <= t["scatter_max_c_in"] or patches else "space_to_depth" if s2d else "textbook"
     return forward, dx, "space_to_depth" if s2d else "patches" if patches else "textbook"
 
@@ -225,12 +222,7 @@ def forward_taps(x, w, strides, pads, dilations, precision=None):
     (BENCHMARKS.md).
     """
     kh, kw, c_in, _ = w.shape
-    x_pad = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    out_sizes = tuple(
-        (m - d * (k - 1) - 1) // s + 1
-        for m, k, s, d in zip(x_pad.shape[1:3], (kh, kw), strides, dilations)
-    )
-    taps = tap_slices((kh, kw), strides, dilations, out_sizes)
+    x_pad, taps = padded_taps(x, (kh, kw), strides, pads, dilations)
 
     def tap_sum(xp):
         y = None
@@ -315,15 +307,21 @@ def tap_slices(k_sizes, strides, dilations, out_sizes):
     return taps
 
 
-def patch_matrix(x, k_sizes, strides, pads, dilations):
-    """The patches of the padded input side by side (im2col): ``(N, H', W', KH*KW*C_in)``,
-    entry ``[n, i, j, (p, q, c)] = x_pad[n, i*sh + p*dh, j*sw + q*dw, c]``, taps major, so
-    ``y = patches @ w.reshape(KH*KW*C_in, C_out)``."""
+def padded_taps(x, k_sizes, strides, pads, dilations):
+    """``x`` zero-padded by ``pads`` and the :func:`tap_slices` of its output positions."""
     x_pad = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     out_sizes = tuple(
         (m - d * (k - 1) - 1) // s + 1 for m, k, s, d in zip(x_pad.shape[1:3], k_sizes, strides, dilations)
     )
-    cols = [x_pad[:, h0:h1:hs, v0:v1:vs] for (h0, h1, hs), (v0, v1, vs) in tap_slices(k_sizes, strides, dilations, out_sizes)]
+    return x_pad, tap_slices(k_sizes, strides, dilations, out_sizes)
+
+
+def patch_matrix(x, k_sizes, strides, pads, dilations):
+    """The patches of the padded input side by side (im2col): ``(N, H', W', KH*KW*C_in)``,
+    entry ``[n, i, j, (p, q, c)] = x_pad[n, i*sh + p*dh, j*sw + q*dw, c]``, taps major, so
+    ``y = patches @ w.reshape(KH*KW*C_in, C_out)``."""
+    x_pad, taps = padded_taps(x, k_sizes, strides, pads, dilations)
+    cols = [x_pad[:, h0:h1:hs, v0:v1:vs] for (h0, h1, hs), (v0, v1, vs) in taps]
     return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 

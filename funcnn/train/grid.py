@@ -463,7 +463,7 @@ def grid_workers(prepared: Sequence[PreparedGrid], workers: int | None = None) -
             raise ValueError(f"run_grids: workers must be an int >= 1 or None (auto), got {workers!r}")
         return int(min(workers, max(1, len(prepared))))
     if (len(prepared) < 2 or jax.default_backend() != "cpu" or jax.process_count() > 1
-            or any(getattr(e, "mesh", None) is not None for p in prepared for e in getattr(p, "engines", ()))):
+            or any(e.mesh is not None for p in prepared for e in p.engines)):
         return 1
     return int(min(len(prepared), os.cpu_count() or 1))
 

@@ -404,14 +404,11 @@ class RunDir:
     # -- metrics.jsonl
     def _load_metrics(self) -> list[str]:
         with self._metrics_lock:
-            return self._load_metrics_locked()
-
-    def _load_metrics_locked(self) -> list[str]:
-        if self._metrics is None:
-            p = self.file("metrics.jsonl")
-            lines = p.read_text().splitlines() if p.exists() else []
-            self._metrics = [ln for ln in lines if ln.strip()]
-        return self._metrics
+            if self._metrics is None:
+                p = self.file("metrics.jsonl")
+                lines = p.read_text().splitlines() if p.exists() else []
+                self._metrics = [ln for ln in lines if ln.strip()]
+            return self._metrics
 
     def append_metrics(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append records (one JSON object per line) to ``metrics.jsonl`` atomically.
