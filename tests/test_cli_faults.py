@@ -53,6 +53,9 @@ CLI_CASES = [
 IN_PROCESS_CASES = [
     # values the command-line parser cannot read: one line too, not tyro's box
     ("gradient_stability", ["--depth", "abc"], "--depth (expects INT): invalid literal for int() with base 10: 'abc'"),
+    # an optional int: tyro explains each alternative on lines of its own; still one line here
+    ("activation_ablation", ["--grid-workers", "x"], "--grid-workers (expects {None}|INT): "),
+    ("activation_ablation", ["--grid-workers", "0"], "--grid-workers must be an int >= 1, got 0"),
     ("gradient_stability", ["--depth"], "--depth (expects INT): too few values"),
     ("init_ablation", ["--optimizer", "foo"], "--optimizer must be one of sgd, momentum,"),
     ("cnn_ablation", ["--bogus", "3"], "unrecognized arguments: --bogus 3"),

@@ -555,7 +555,7 @@ def _one_line_parse_errors() -> Any:
             return None
         if line is not None:
             prog = _EXPERIMENT.get() or Path(sys.argv[0]).stem
-            raise _ParseLine(f"{prog}: {line} (see --help)")
+            raise _ParseLine(f"{prog}: {_one_line(line)} (see --help)")  # tyro's messages may span lines
         return None
 
     try:
