@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from funcnn.train.timing import time_interleaved as _library_time_interleaved
+from funcnn.study.timing import time_interleaved as _library_time_interleaved
 
 __all__ = ["Stats", "block", "time_interleaved", "summarize"]
 

@@ -30,7 +30,7 @@ def _one(mode: str, steps: int = 40) -> None:
     import optax
 
     from funcnn import conv_autotune as at
-    from funcnn.models import lenet5
+    from funcnn.nn.models import lenet5
     from funcnn.train import make_train_step
 
     if mode == "unverified":

@@ -28,7 +28,7 @@ import jax
 import optax
 
 from funcnn.data import load
-from funcnn.models import cnn1d, mlp
+from funcnn.nn.models import cnn1d, mlp
 from funcnn.train import TrainSpec, prepare_grid
 
 ACTS = ("logistic", "tanh", "hard_logistic", "hard_tanh", "relu", "leaky_relu", "prelu", "elu", "swish",

@@ -5,7 +5,7 @@ Usage (one process; prints markdown)::
     python -m benchmarks.bench_grid [--rounds 9] [--members 8,32] [--steps 64]
 
 Model: MLP 784-256-256-10 (ReLU), batch 128, softmax cross-entropy, Adam, on 4096 random
-examples. Both sides run the training engine's real program (``funcnn.train._engine``), the
+examples. Both sides run the training engine's real program (``funcnn.train.engine``), the
 one :func:`funcnn.train.run_grid` and :func:`funcnn.train.fit` call:
 
 - **vmapped**: the group program of ``run_grid`` (``batched=True``): one call trains all M
@@ -35,8 +35,8 @@ import numpy as np
 import optax
 
 from benchmarks._timing import ratio_stats, summarize, time_interleaved
-from funcnn.models import mlp
-from funcnn.train._engine import compiled_programs, init_carry, make_plan
+from funcnn.nn.models import mlp
+from funcnn.train.engine import EngineConfig, compiled_programs, init_carry, make_plan
 from funcnn.train.step import make_objective, make_train_step
 
 __all__ = ["run", "to_markdown", "engine_chunk_case", "main"]
@@ -70,12 +70,10 @@ def _engine_program(model, x_shape, *, members: int | None, steps: int):
     in_shape = (BATCH, *x_shape[1:])
     batched = members is not None
     seeds = list(range(members)) if batched else [0]
-    carry = init_carry(None, spec_fn, [{"seed": s} for s in seeds], seeds, in_shape, batched=batched)
+    carry = init_carry(None, spec_fn, hps=[{"seed": s} for s in seeds], seeds=seeds, in_shape=in_shape, batched=batched)
     hp = {"seed": jnp.asarray(seeds)} if batched else {}
-    prog = compiled_programs(
-        None, spec_fn=spec_fn, plan=plan, batched=batched, classification=None,
-        eval_batch_size=1024, diagnostics=None, jit_kwargs=None,
-    )
+    prog = compiled_programs(None, spec_fn, EngineConfig(plan=plan, batched=batched, classification=None,
+                                                         eval_batch_size=1024))
     return prog.chunk, carry, hp, plan
 
 
@@ -136,7 +134,7 @@ def _chunk_callables(model, x, y, members: int, steps: int) -> dict[str, Callabl
     schunk, _, shp, _ = _engine_program(model, x.shape, members=None, steps=steps)
     spec_fn = _spec_fn(model)
     in_shape = (BATCH, *x.shape[1:])
-    carries = [init_carry(None, spec_fn, [{}], [s], in_shape, batched=False) for s in range(members)]
+    carries = [init_carry(None, spec_fn, hps=[{}], seeds=[s], in_shape=in_shape, batched=False) for s in range(members)]
 
     def seq():
         out = None

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from funcnn._xla import configure_xla_cpu_defaults
+from funcnn._ops.xla import configure_xla_cpu_defaults
 
 # `import funcnn` applies its XLA defaults before jax starts; report what it did. (Calling
 # again is harmless: it then answers "user-set", the flag being present.)
@@ -152,7 +152,7 @@ def forward_names(case: OpCase, args, hand_kw: dict[str, Any], twin_kw: dict[str
                              algorithm=alg)
             return f"{plan.forward} forward ({alg})" if twin else str(plan)
     elif case.module == "pooling":
-        from funcnn._geometry import pool_geometry
+        from funcnn._ops.geometry import pool_geometry
         from funcnn.pooling import pool_algorithm
 
         nd = args[0].ndim - 2

@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from benchmarks._timing import ratio_stats, summarize, time_interleaved
-from funcnn.models import lenet5, mlp
+from funcnn.nn.models import lenet5, mlp
 from funcnn.train.step import make_train_step
 
 __all__ = ["ModelCase", "MODELS", "run_steps", "run_compile", "to_markdown", "run", "main"]

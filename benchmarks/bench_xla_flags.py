@@ -26,7 +26,7 @@ VARIANTS = {
 
 
 def _child(rounds: int) -> None:
-    from funcnn._xla import configure_xla_cpu_defaults
+    from funcnn._ops.xla import configure_xla_cpu_defaults
 
     state = configure_xla_cpu_defaults()
     import jax

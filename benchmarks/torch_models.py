@@ -4,8 +4,8 @@ PyTorch is a benchmark extra, never a funcnn dependency: everything here imports
 lazily, and :func:`torch_status` says whether it is there (and why not) so callers can skip
 the PyTorch rows cleanly. Install the pinned CPU build with ``pip install torch==2.13.0``.
 
-The models mirror :func:`funcnn.models.lenet5` (tanh, average pooling, SAME first conv) and
-:func:`funcnn.models.mlp` (ReLU). LeNet runs channels-last (``torch.channels_last``), the
+The models mirror :func:`funcnn.nn.models.lenet5` (tanh, average pooling, SAME first conv) and
+:func:`funcnn.nn.models.mlp` (ReLU). LeNet runs channels-last (``torch.channels_last``), the
 layout oneDNN prefers on CPU and the one funcnn uses. A step is the usual eager loop:
 ``zero_grad(set_to_none=True)``, forward, cross-entropy, ``backward()``, ``Adam.step()``.
 Initialisation is PyTorch's default (irrelevant to timing).
@@ -49,7 +49,7 @@ def torch_device(jax_platform: str) -> tuple[str | None, str]:
 
 
 def lenet5_torch(out: int = 10, activation: str = "tanh", pool: str = "avg") -> Any:
-    """LeNet-5 for 28x28x1 inputs, as :func:`funcnn.models.lenet5` (default tanh + avg pool;
+    """LeNet-5 for 28x28x1 inputs, as :func:`funcnn.nn.models.lenet5` (default tanh + avg pool;
     ``activation="relu", pool="max"`` is the variant most users train)."""
     from torch import nn
 
@@ -66,7 +66,7 @@ def lenet5_torch(out: int = 10, activation: str = "tanh", pool: str = "avg") -> 
 
 
 def mlp_torch(d_in: int, widths: Sequence[int], out: int) -> Any:
-    """``[Linear(w) -> ReLU] * len(widths) -> Linear(out)``, as :func:`funcnn.models.mlp`."""
+    """``[Linear(w) -> ReLU] * len(widths) -> Linear(out)``, as :func:`funcnn.nn.models.mlp`."""
     from torch import nn
 
     layers: list[Any] = [nn.Flatten()]

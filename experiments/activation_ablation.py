@@ -11,9 +11,9 @@ seeds:
 - how accurate is each (test accuracy, mean +- std over seeds; learning curves as bands)?
 - how does the error signal travel back through the layers (per-layer error-term norms
   ``||delta^(l)||`` on a fixed training batch, over training, from
-  ``funcnn.diagnostics.error_terms``)?
+  ``funcnn.nn.diagnostics.error_terms``)?
 - how many units are dead (ReLU family: input <= 0 on every example of the fixed batch) or
-  saturated (logistic/tanh/hard_*), over training (``funcnn.diagnostics.activation_stats``),
+  saturated (logistic/tanh/hard_*), over training (``funcnn.nn.diagnostics.activation_stats``),
   and how many are *silent* (receive (almost) no error signal: the unit's error-term norm
   over the batch is below 1e-3 times its layer's mean)?
 - at a high learning rate, do plain ReLU units die while leaky/parametric/ELU units do not?
@@ -24,8 +24,8 @@ seeds:
   difference of the loss curves of one configuration) and what does a step of each cost?
 
 Grid: dataset x architecture x activation x learning rate x seed. The models are
-``funcnn.models.mlp`` and ``funcnn.models.cnn1d`` (MNIST-1D's baseline CNN; on the 8x8
-``digits`` images the CNN is ``funcnn.models.cnn2d``), trained with Adam on softmax
+``funcnn.nn.models.mlp`` and ``funcnn.nn.models.cnn1d`` (MNIST-1D's baseline CNN; on the 8x8
+``digits`` images the CNN is ``funcnn.nn.models.cnn2d``), trained with Adam on softmax
 cross-entropy. All seeds and learning rates of one (dataset, architecture, activation, rule)
 run as ONE vmapped, jitted program (``funcnn.train.run_grid``), so each activation is
 compiled once per architecture. The default run covers MNIST-1D only (to fit in a few
@@ -54,9 +54,9 @@ import optax
 from funcnn import Choice
 from funcnn import registry
 from funcnn.data import load
-from funcnn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms
+from funcnn.nn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms
 from funcnn.losses import softmax_cross_entropy
-from funcnn.models import cnn1d, cnn2d, mlp
+from funcnn.nn.models import cnn1d, cnn2d, mlp
 from funcnn.train import (
     ExperimentConfig,
     GridResult,
@@ -72,7 +72,7 @@ from funcnn.train import (
     summarize,
     time_interleaved,
 )
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     ConfigError,
     apply_smoke,
     check_batch,
@@ -91,7 +91,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import band, nanmean, pyplot
+from funcnn.study.plots import band, nanmean, pyplot
 
 EXPERIMENT = "activation_ablation"
 #: The default grid: every built-in hidden-layer (elementwise) activation of funcnn. What
@@ -111,7 +111,7 @@ class Config(ExperimentConfig, imports=True):
     datasets: tuple[Literal["mnist1d", "digits", "mnist1d_shuffled"], ...] = ("mnist1d",)
     """Datasets (default MNIST-1D only, to fit the time budget; add 'digits')."""
     archs: tuple[Literal["mlp", "cnn"], ...] = ("mlp", "cnn")
-    """Architectures: 'mlp' (funcnn.models.mlp) and 'cnn' (cnn1d on sequences, cnn2d on images)."""
+    """Architectures: 'mlp' (funcnn.nn.models.mlp) and 'cnn' (cnn1d on sequences, cnn2d on images)."""
     activations: tuple[str, ...] = HIDDEN_ACTIVATIONS
     """Hidden-layer activations: any registered elementwise one, the user's own (``--import``)
     included (softmax/log_softmax are output nonlinearities: not allowed)."""
@@ -181,7 +181,7 @@ def resolve_defaults(cfg: Config) -> Config:
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_values("--datasets", cfg.datasets)
     check_values("--archs", cfg.archs)
     check_values("--activations", cfg.activations)

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import optax
 
-from funcnn.combinators import serial
-from funcnn.diagnostics import summary as model_summary
-from funcnn.layers import Activation, AvgPool1D, Conv1D, Dense, Dropout, Flatten, MaxPool1D
-from funcnn.models import mlp
+from funcnn.nn.combinators import serial
+from funcnn.nn.diagnostics import summary as model_summary
+from funcnn.nn import Activation, AvgPool1D, Conv1D, Dense, Dropout, Flatten, MaxPool1D
+from funcnn.nn.models import mlp
 from funcnn.train import (
     ExperimentConfig,
     TrainSpec,
@@ -50,7 +50,7 @@ from funcnn.train import (
     summarize,
 )
 from funcnn.conv import conv_output_size
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     ConfigError,
     apply_smoke,
     check_batch,
@@ -68,7 +68,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import pyplot
+from funcnn.study.plots import pyplot
 
 EXPERIMENT = "cnn_ablation"
 
@@ -131,7 +131,7 @@ class Config(ExperimentConfig, resumable=False, imports=True):
 
 def conv_net(cfg: Config, num_classes: int, padding: Any, stride: int, pool: str | None = None) -> Any:
     """``[Conv1D(channels, k, stride, padding) -> activation -> (pool 2)] per k in kernels ->
-    Flatten -> (Dropout) -> Dense(classes)``. (``funcnn.models.cnn1d`` takes one kernel size for
+    Flatten -> (Dropout) -> Dense(classes)``. (``funcnn.nn.models.cnn1d`` takes one kernel size for
     every layer; the paper's CNN uses 5, 3, 3, so the script builds it from layers.)"""
     layers: list[Any] = []
     for k in cfg.kernels:
@@ -167,7 +167,7 @@ def feature_lengths(cfg: Config, length: int, padding: Any, stride: int, pool: s
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_choice("--rule", cfg.rule, ("hand", "autodiff"))
     check_choice("--dataset", cfg.dataset, ("mnist1d", "mnist1d_shuffled"))
     check_values("--variants", cfg.variants, each=lambda f, v: check_choice(f, v, VARIANTS))

@@ -8,7 +8,7 @@ multiply-accumulate (MAC) count give for each layer?
 
 What it measures:
 
-1. trains ``funcnn.models.cnn2d`` (two 3x3 SAME conv layers of 16 and 32 channels, ReLU,
+1. trains ``funcnn.nn.models.cnn2d`` (two 3x3 SAME conv layers of 16 and 32 channels, ReLU,
    2x2 max pooling after each; Adam) on digits and reports its test accuracy;
 2. shows the first layer's learned kernels and, for a few test digits, the feature maps
    after each conv + ReLU and after each pooling, as images;
@@ -41,12 +41,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn.combinators import leaf_layers
+from funcnn.nn.combinators import leaf_layers
 from funcnn.conv import conv2d, conv_macs, conv_output_size
-from funcnn.diagnostics import summary as model_summary
-from funcnn.models import cnn2d
+from funcnn.nn.diagnostics import summary as model_summary
+from funcnn.nn.models import cnn2d
 from funcnn.train import ExperimentConfig, fit, make_optimizer, markdown_table, open_run, parse_config
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     ConfigError,
     apply_smoke,
     check_batch,
@@ -61,7 +61,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import pyplot
+from funcnn.study.plots import pyplot
 
 EXPERIMENT = "cnn_anatomy"
 PADDINGS = ("VALID", "SAME", "full")
@@ -101,7 +101,7 @@ SMOKE: dict[str, Any] = dict(seeds=lambda cfg: cfg.seeds[:1], epochs=1, max_test
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     facts = dataset_facts("digits")
     side = facts["shape"][0]
     require(len(cfg.seeds) == 1, "--seeds", "one seed (the script trains one model)", cfg.seeds)

@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from funcnn.combinators import serial
-from funcnn.layers import Activation, Dense, Flatten
+from funcnn.nn.combinators import serial
+from funcnn.nn import Activation, Dense, Flatten
 from funcnn.losses import binary_cross_entropy, logistic_mse, softmax_cross_entropy, softmax_mse
 from funcnn.train import (
     ExperimentConfig,
@@ -57,7 +57,7 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     apply_smoke,
     check_batch,
     check_choice,
@@ -73,7 +73,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import pyplot
+from funcnn.study.plots import pyplot
 
 EXPERIMENT = "cost_ablation"
 BINARY_COSTS = {"logistic_mse": logistic_mse, "binary_cross_entropy": binary_cross_entropy}
@@ -478,7 +478,7 @@ def plot_all(cfg: Config, parts: dict[str, dict[str, Any]]):
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_choice("--rule", cfg.rule, ("hand", "autodiff"))
     require(cfg.mesh is None and cfg.devices in (None, 1), "--mesh/--devices",
             "left out (cost_ablation trains on one device)", cfg.mesh if cfg.mesh is not None else cfg.devices)

@@ -3,7 +3,7 @@
 Question: a deep ReLU MLP started from a bad (too large) initialization, or trained with
 a too-high learning rate, explodes or diverges under plain SGD. Do gradient clipping
 (``optax.clip_by_global_norm`` via ``funcnn.train.make_optimizer(clip_global_norm=...)``)
-and batch normalization (``funcnn.models.mlp(batch_norm=True)``) keep it trainable?
+and batch normalization (``funcnn.nn.models.mlp(batch_norm=True)``) keep it trainable?
 
 What it measures, per scenario (init gain x learning rate) x clipping x batch norm x seed:
 the training loss and the global gradient norm at every step (recorded by the engine),
@@ -32,7 +32,7 @@ import optax
 
 from funcnn import initializers as I
 from funcnn.data import load
-from funcnn.models import mlp
+from funcnn.nn.models import mlp
 from funcnn.train import (
     ExperimentConfig,
     TrainSpec,
@@ -42,7 +42,7 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     OptimizerName,
     apply_smoke,
     check_batch,
@@ -57,7 +57,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import pyplot
+from funcnn.study.plots import pyplot
 
 EXPERIMENT = "gradient_stability"
 
@@ -105,7 +105,7 @@ def scaled_he(gain):
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_choice("--dataset", cfg.dataset, ("mnist1d", "digits"))
     check_int("--depth", cfg.depth)  # depth 0 would train a linear model
     check_int("--width", cfg.width)

@@ -14,8 +14,8 @@ What it measures, per initializer x activation x depth (x learning rate, x seed)
 
 - at init, on a fixed batch of real training data: the variance of every hidden
   pre-activation (forward) and of the gradient w.r.t. it for a unit-variance standard
-  normal cotangent at the output (backward), via ``funcnn.diagnostics.variance_report``;
-- the error-term norms ``||delta^(l)||`` per layer (``funcnn.diagnostics.error_terms``)
+  normal cotangent at the output (backward), via ``funcnn.nn.diagnostics.variance_report``;
+- the error-term norms ``||delta^(l)||`` per layer (``funcnn.nn.diagnostics.error_terms``)
   and the saturated / dead fractions of the units (``activation_stats``), at every
   evaluation, so at init and after training;
 - training with plain SGD by default (``--optimizer``: any optimizer of
@@ -45,9 +45,9 @@ import numpy as np
 from funcnn import Choice
 from funcnn import initializers as I
 from funcnn.data import load
-from funcnn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms, variance_report
+from funcnn.nn.diagnostics import RELU_FAMILY, SATURATING, activation_stats, error_terms, variance_report
 from funcnn.losses import softmax_cross_entropy
-from funcnn.models import mlp
+from funcnn.nn.models import mlp
 from funcnn.train import (
     ExperimentConfig,
     TrainSpec,
@@ -58,7 +58,7 @@ from funcnn.train import (
     run_grid,
     summarize,
 )
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     OptimizerName,
     apply_smoke,
     check_batch,
@@ -74,11 +74,11 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import nanmean, pyplot
+from funcnn.study.plots import nanmean, pyplot
 
 EXPERIMENT = "init_ablation"
 
-#: The study's initializer names -> names of funcnn.initializers (biases are zero). Each is a
+#: The study's initializer names -> names of funcnn.nn.initializers (biases are zero). Each is a
 #: grid choice: ``Dense(..., w_init=Choice(...))`` draws a member's weights by its own pick.
 INITS: dict[str, str] = {
     "normal_1": "normal",            # N(0, 1)
@@ -133,7 +133,7 @@ SMOKE = dict(inits=("normal_1", "glorot", "he"), activations=("logistic",), dept
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_choice("--dataset", cfg.dataset, ("mnist1d", "digits"))
     check_values("--inits", cfg.inits, each=lambda f, v: check_choice(f, v, INITS))
     check_values("--activations", cfg.activations)

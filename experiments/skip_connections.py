@@ -35,9 +35,9 @@ import numpy as np
 
 import funcnn
 from funcnn.data import load
-from funcnn.models import mlp, residual_mlp
+from funcnn.nn.models import mlp, residual_mlp
 from funcnn.train import ExperimentConfig, TrainSpec, make_optimizer, open_run, parse_config, run_grid, summarize
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     OptimizerName,
     apply_smoke,
     check_batch,
@@ -52,7 +52,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import pyplot
+from funcnn.study.plots import pyplot
 
 EXPERIMENT = "skip_connections"
 ARCHS = ("plain", "residual", "skipinit")
@@ -76,7 +76,7 @@ class Config(ExperimentConfig, resumable=False, imports=True):
     activations: tuple[str, ...] = ("relu", "tanh")
     """Hidden activations (any registered elementwise name; the user's own with --import)."""
     inits: tuple[str, ...] = ("he_normal", "glorot_normal")
-    """Initializer names of funcnn.initializers (grid choices)."""
+    """Initializer names of funcnn.nn.initializers (grid choices)."""
     archs: tuple[str, ...] = ARCHS
     optimizer: OptimizerName = "momentum"
     lr: float = 0.01
@@ -96,11 +96,11 @@ SMOKE = dict(depths=(2, 3), archs=("plain", "skipinit"), width=8, activations=("
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_values("--depths", cfg.depths, each=check_int)
     check_values("--activations", cfg.activations)
     check_hidden_activations(cfg.activations, flag="--activations")
-    check_values("--inits", cfg.inits, each=lambda f, v: check_choice(f, v, funcnn.initializers.INITIALIZER_NAMES))
+    check_values("--inits", cfg.inits, each=lambda f, v: check_choice(f, v, funcnn.nn.initializers.INITIALIZER_NAMES))
     check_values("--archs", cfg.archs, each=lambda f, v: check_choice(f, v, ARCHS))
     check_int("--width", cfg.width)
     check_int("--steps", cfg.steps)

@@ -39,10 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import initializers as I
-from funcnn._layer import Layer
-from funcnn.combinators import serial
+from funcnn.nn.layer import Layer
+from funcnn.nn.combinators import serial
 from funcnn.data import load
-from funcnn.layers import Activation, Dense, Flatten
+from funcnn.nn import Activation, Dense, Flatten
 from funcnn.losses import mse
 from funcnn.train import (
     ExperimentConfig,
@@ -54,7 +54,7 @@ from funcnn.train import (
     summarize,
 )
 from funcnn.data import REGRESSION_NAMES
-from funcnn.train.cli import (
+from funcnn.study.cli import (
     apply_smoke,
     check_choice,
     check_hidden_activations,
@@ -70,7 +70,7 @@ from funcnn.train.cli import (
     stopped_note,
     validate,
 )
-from funcnn.train.plots import pyplot
+from funcnn.study.plots import pyplot
 
 EXPERIMENT = "universal_approximation"
 
@@ -131,7 +131,7 @@ def resolve_fit_widths(cfg: Config) -> Config:
 
 def check_config(cfg: Config) -> None:
     """Every value that cannot be right stops the run before it trains or writes anything
-    (:func:`funcnn.train.cli.validate`: one line, exit status 2)."""
+    (:func:`funcnn.study.cli.validate`: one line, exit status 2)."""
     check_values("--targets", cfg.targets, each=lambda f, v: check_choice(f, v, REGRESSION_NAMES))
     check_values("--activations", cfg.activations)
     check_hidden_activations(cfg.activations, flag="--activations")  # after --import

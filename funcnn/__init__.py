@@ -6,22 +6,22 @@ autodiff twin (the same forward, differentiated by ``jax.grad``) lives under the
 :mod:`funcnn.reference`. Layers are stax-style ``(init, apply)`` pairs that take
 ``rule="hand"`` or ``rule="autodiff"``.
 
-Submodules: :mod:`funcnn.initializers`, :mod:`funcnn.diagnostics`, :mod:`funcnn.gradcheck`,
-:mod:`funcnn.train`, :mod:`funcnn.data`, :mod:`funcnn.parallel`.
+Submodules: :mod:`funcnn.nn.initializers`, :mod:`funcnn.nn.diagnostics`, :mod:`funcnn.gradcheck`,
+:mod:`funcnn.train`, :mod:`funcnn.data`, :mod:`funcnn.train.parallel`.
 
 On import, funcnn sets one XLA CPU flag that makes convolutions faster on CPU (see
-``funcnn/_xla.py`` and BENCHMARKS.md), only if no JAX backend exists yet and the user's
+``funcnn/_ops/xla.py`` and BENCHMARKS.md), only if no JAX backend exists yet and the user's
 ``XLA_FLAGS`` do not mention it; ``FUNCNN_NO_XLA_DEFAULTS=1`` opts out.
 """
 
-from funcnn._xla import configure_xla_cpu_defaults as _configure_xla_cpu_defaults
+from funcnn._ops.xla import configure_xla_cpu_defaults as _configure_xla_cpu_defaults
 
 XLA_DEFAULTS = _configure_xla_cpu_defaults()
 """What funcnn did to XLA_FLAGS on import: "applied", "user-set", "opted-out" or "too-late"."""
 
-from funcnn import initializers, reference  # noqa: E402
-from funcnn._layer import Layer  # noqa: E402
-from funcnn.choice import Choice  # noqa: E402
+from funcnn import reference  # noqa: E402
+from funcnn import nn  # noqa: E402
+from funcnn.nn import Choice, Layer, initializers  # noqa: E402
 from funcnn.activations import (  # noqa: E402
     ACTIVATION_NAMES,
     elu,
@@ -38,7 +38,7 @@ from funcnn.activations import (  # noqa: E402
     swish,
     tanh,
 )
-from funcnn.combinators import (  # noqa: E402
+from funcnn.nn.combinators import (  # noqa: E402
     Combinator,
     FanInConcat,
     FanInSum,
@@ -53,7 +53,7 @@ from funcnn.combinators import (  # noqa: E402
 )
 from funcnn.conv import conv1d, conv2d, conv_macs, conv_output_size  # noqa: E402
 from funcnn.linear import dense  # noqa: E402
-from funcnn.diagnostics import (  # noqa: E402
+from funcnn.nn.diagnostics import (  # noqa: E402
     ActivationStats,
     ErrorTerms,
     Summary,
@@ -63,7 +63,7 @@ from funcnn.diagnostics import (  # noqa: E402
     summary,
     variance_report,
 )
-from funcnn.layers import (  # noqa: E402
+from funcnn.nn import (  # noqa: E402
     Activation,
     AvgPool1D,
     AvgPool2D,
@@ -98,10 +98,11 @@ from funcnn.losses import (  # noqa: E402
 )
 from funcnn.normalization import batch_norm, batch_norm_inference, batch_norm_stats  # noqa: E402
 from funcnn.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d  # noqa: E402
-from funcnn import _builtins  # noqa: E402,F401  (declares the built-in activations in the registry)
-from funcnn import models, registry  # noqa: E402
-from funcnn._rules import hand_rule  # noqa: E402
-from funcnn.registry import (  # noqa: E402
+from funcnn.nn import diagnostics, models  # noqa: E402
+from funcnn import conv_autotune, registry  # noqa: E402  (public paths of funcnn._ops modules)
+from funcnn import choice, combinators, layers  # noqa: E402,F401  (old paths, kept)
+from funcnn._ops.rules import hand_rule  # noqa: E402
+from funcnn._ops.registry import (  # noqa: E402
     ActivationOp,
     ActivationParam,
     define_activation,
@@ -113,6 +114,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATION_NAMES", "XLA_DEFAULTS", "Choice", "Layer", "initializers", "reference",
+    # packages and modules: the layers (nn), the op machinery's public faces
+    "nn", "conv_autotune", "diagnostics", "models",
     # the open framework: the activation registry and the rule decorator
     "ActivationOp", "ActivationParam", "define_activation", "get_activation", "hand_rule",
     "register_activation", "registry",
@@ -142,6 +145,6 @@ def __getattr__(name: str):
     # itself already imported, and the training engine pulls in optax.
     import importlib
 
-    if name in ("gradcheck", "train", "data", "parallel"):
+    if name in ("gradcheck", "train", "data", "parallel", "study"):
         return importlib.import_module(f"funcnn.{name}")
     raise AttributeError(f"module 'funcnn' has no attribute {name!r}")

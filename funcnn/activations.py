@@ -48,9 +48,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._rules import hand_rule
-from funcnn._validation import (
-    ACTIVATION_NAMES,
+from funcnn._ops.rules import hand_rule
+from funcnn._ops.registry import ACTIVATION_NAMES
+from funcnn._ops.validation import (
     _check_axis,
     _check_prelu_alpha,
     _check_static_bool,
@@ -58,7 +58,7 @@ from funcnn._validation import (
     _check_swish_beta,
     _check_x,
 )
-from funcnn._reduce import sum_to_shape as _sum_to_shape
+from funcnn._ops.reduce import sum_to_shape as _sum_to_shape
 
 __all__ = [
     "ACTIVATION_NAMES",

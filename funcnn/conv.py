@@ -7,7 +7,7 @@ Like every deep-learning "convolution", the forward is a cross-correlation:
     y[n, i, j, o] = b[o] + sum_{p, q, c} x_pad[n, i*sh + p*dh, j*sw + q*dw, c] * w[p, q, c, o]
 
 where ``x_pad`` is ``x`` with ``(lo, hi)`` zeros around each spatial dim, ``(sh, sw)`` the
-stride and ``(dh, dw)`` the dilation. Padding is resolved once, in ``funcnn._geometry``.
+stride and ``(dh, dw)`` the dilation. Padding is resolved once, in ``funcnn._ops.geometry``.
 
 The backward rule (``_conv2d_bwd``) is the textbook one, written as three explicit
 convolutions/reductions of the error map ``g = dL/dy``:
@@ -20,7 +20,7 @@ convolutions/reductions of the error map ``g = dL/dy``:
 1-D convolution reuses the 2-D code by adding a unit spatial dim (height 1).
 
 Each of these sums can be computed by more than one algorithm (same sums, other orders of
-additions), named in one table, :data:`CONV_ALGORITHMS` (:mod:`funcnn._conv_forward` holds
+additions), named in one table, :data:`CONV_ALGORITHMS` (:mod:`funcnn._ops.conv_algorithms` holds
 the table and the forwards, this module the backward sums :data:`INPUT_GRAD` and
 :data:`KERNEL_GRAD`): ``"textbook"`` (the derivation above, one XLA convolution per sum),
 ``"taps"`` (tap sums and a patch scatter, for few input channels) and ``"space_to_depth"``
@@ -28,7 +28,7 @@ the table and the forwards, this module the backward sums :data:`INPUT_GRAD` and
 default) picks per sum by shape with per-backend thresholds (:data:`AUTO_THRESHOLDS`: the
 CPU ones measured on CPUs, other backends run ``"textbook"``); ``algorithm="textbook"`` etc.
 forces one, and :func:`conv_algorithm` says which ones a call runs. Bias gradients fold rows
-(``funcnn._reduce``). ``python -m funcnn.gradcheck`` checks every algorithm against the
+(``funcnn._ops.reduce``). ``python -m funcnn.gradcheck`` checks every algorithm against the
 autodiff twin and finite differences; BENCHMARKS.md has the timings.
 """
 
@@ -42,10 +42,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from funcnn._rules import hand_rule
-from funcnn._checks import check_precision
-from funcnn._geometry import Padding, conv_geometry, conv_macs, conv_output_size
-from funcnn._conv_forward import (  # noqa: F401 - the table and choice are public here too
+from funcnn._ops.rules import hand_rule
+from funcnn._ops.checks import check_precision
+from funcnn._ops.geometry import Padding, conv_geometry, conv_macs, conv_output_size
+from funcnn._ops.conv_algorithms import (  # noqa: F401 - the table and choice are public here too
     AUTO_THRESHOLDS,
     CONV_ALGORITHMS,
     FORWARD,
@@ -58,8 +58,8 @@ from funcnn._conv_forward import (  # noqa: F401 - the table and choice are publ
     space_to_depth_correlation,
     tap_slices,
 )
-from funcnn._validation import _prepare_conv
-from funcnn._reduce import sum_leading
+from funcnn._ops.validation import _prepare_conv
+from funcnn._ops.reduce import sum_leading
 
 # The ops (same names as the twins in funcnn.reference.conv). The algorithm table and
 # choice (CONV_ALGORITHMS, AUTO_THRESHOLDS, ConvPlan, conv_algorithm, conv_plan, INPUT_GRAD,
@@ -169,7 +169,7 @@ def _input_grad_taps(g, w, in_sizes, strides, pads, dilations, precision):
 
 def _input_grad_space_to_depth(g, w, in_sizes, strides, pads, dilations, precision):
     """dL/dx on 2x2 pixel blocks: the textbook full convolution (flipped, in/out-swapped
-    kernel) computed as :func:`funcnn._conv_forward.space_to_depth_correlation` of ``g``
+    kernel) computed as :func:`funcnn._ops.conv_algorithms.space_to_depth_correlation` of ``g``
     (stride 1, dilation 1)."""
     pads_t = _input_grad_pads(in_sizes, w.shape[:2], strides, pads, dilations, g.shape[1:3])
     return space_to_depth_correlation(g, jnp.swapaxes(w[::-1, ::-1], 2, 3), pads_t, precision)
@@ -206,7 +206,7 @@ def _kernel_grad_textbook(x, g, k_sizes, strides, pads, dilations, precision):
 
 
 def _kernel_grad_space_to_depth(x, g, k_sizes, strides, pads, dilations, precision):
-    """dL/dw of :func:`funcnn._conv_forward.space_to_depth_correlation`: the kernel gradient on 2x2 blocks.
+    """dL/dw of :func:`funcnn._ops.conv_algorithms.space_to_depth_correlation`: the kernel gradient on 2x2 blocks.
 
     With x and g folded into blocks, dW2 = sum_{n,a,b} x2[n, a+p, b+q, :] (outer) g2[n, a, b, :]
     is one convolution with the batch contracted (as in :func:`_kernel_grad_textbook`, with 4x
@@ -234,7 +234,7 @@ def _kernel_grad_space_to_depth(x, g, k_sizes, strides, pads, dilations, precisi
 
 
 def _kernel_grad_patches(x, g, k_sizes, strides, pads, dilations, precision):
-    """dL/dw as one matmul: the patch matrix (:func:`funcnn._conv_forward.patch_matrix`)
+    """dL/dw as one matmul: the patch matrix (:func:`funcnn._ops.conv_algorithms.patch_matrix`)
     transposed times the error map, batch and output positions contracted:
 
         dw[(p, q, c), o] = sum_{n, i, j} patches[n, i, j, (p, q, c)] g[n, i, j, o]
@@ -244,7 +244,7 @@ def _kernel_grad_patches(x, g, k_sizes, strides, pads, dilations, precision):
     return dw.reshape(*k_sizes, x.shape[-1], g.shape[-1])
 
 
-#: dL/dx per algorithm name (:data:`funcnn._conv_forward.CONV_ALGORITHMS`).
+#: dL/dx per algorithm name (:data:`funcnn._ops.conv_algorithms.CONV_ALGORITHMS`).
 INPUT_GRAD = {
     "textbook": _input_grad_textbook,
     "taps": _input_grad_taps,
@@ -288,7 +288,7 @@ def conv_plan(
 ) -> ConvPlan:
     """The :class:`ConvPlan` :func:`conv1d` / :func:`conv2d` run for ``x`` and ``w`` (arrays or
     ``jax.ShapeDtypeStruct``; the rank of ``w`` picks 1-D or 2-D): the algorithm of each sum,
-    with ``"auto"`` resolved as the op resolves it (on CPU, measured: :mod:`funcnn.conv_autotune`)."""
+    with ``"auto"`` resolved as the op resolves it (on CPU, measured: :mod:`funcnn._ops.conv_autotune`)."""
     nd = len(w.shape) - 2
     strides, pads, dilations, _ = conv_geometry(
         "conv_plan", tuple(x.shape), tuple(w.shape), stride, padding, dilation, nd
@@ -390,6 +390,6 @@ def conv1d(
     return y[:, 0]
 
 
-# On CPU, algorithm="auto" measures each new shape once (funcnn.conv_autotune registers
+# On CPU, algorithm="auto" measures each new shape once (funcnn._ops.conv_autotune registers
 # itself with conv_algorithm; it needs the backward sums above, hence the import here).
-import funcnn.conv_autotune  # noqa: E402, F401
+import funcnn._ops.conv_autotune  # noqa: E402, F401

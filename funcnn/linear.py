@@ -19,9 +19,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._rules import hand_rule
-from funcnn._checks import check_precision
-from funcnn._validation import _validate_dense
+from funcnn._ops.rules import hand_rule
+from funcnn._ops.checks import check_precision
+from funcnn._ops.validation import _validate_dense
 
 __all__ = ["dense"]
 

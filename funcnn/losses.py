@@ -53,8 +53,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._rules import hand_rule
-from funcnn._validation import _check_logits, _check_unit_interval, _float_target, _target_rows
+from funcnn._ops.rules import hand_rule
+from funcnn._ops.validation import _check_logits, _check_unit_interval, _float_target, _target_rows
 
 __all__ = [
     "mse",

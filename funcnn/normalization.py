@@ -26,10 +26,10 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._rules import hand_rule
-from funcnn._validation import _check_bn_x as _check_x
-from funcnn._validation import _validate_batch_norm, _validate_batch_norm_inference
-from funcnn._reduce import sum_leading
+from funcnn._ops.rules import hand_rule
+from funcnn._ops.validation import _check_bn_x as _check_x
+from funcnn._ops.validation import _validate_batch_norm, _validate_batch_norm_inference
+from funcnn._ops.reduce import sum_leading
 
 __all__ = ["batch_norm", "batch_norm_stats", "batch_norm_inference"]
 

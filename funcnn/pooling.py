@@ -2,7 +2,7 @@
 
 Layouts: 2-D inputs ``(N, H, W, C)``, 1-D inputs ``(N, W, C)``. ``window`` and ``stride`` are
 an int or one int per spatial dim (``stride`` defaults to ``window``); ``padding`` is
-``"VALID"``, ``"SAME"``, an int, or ``(lo, hi)`` pairs (see :mod:`funcnn._geometry`).
+``"VALID"``, ``"SAME"``, an int, or ``(lo, hi)`` pairs (see :mod:`funcnn._ops.geometry`).
 Windows may overlap (stride < window) or leave gaps (stride > window).
 
 The backward rules are the textbook ones, written without scatters:
@@ -22,7 +22,7 @@ errors goes back into input coordinates with one strided ``lax.pad`` (interior p
 ``stride - 1``) and the taps are summed: the ``"textbook"`` algorithm. When ``stride ==
 window`` the windows tile the input and the ``"blocks"`` algorithm (the ``"auto"`` choice
 there) uses a reshape into ``(N, H', KH, W', KW, C)`` blocks instead; ``algorithm=`` forces
-either (:data:`POOL_ALGORITHMS`, in :mod:`funcnn._pool_forward` with the shared forward).
+either (:data:`POOL_ALGORITHMS`, in :mod:`funcnn._ops.pool_algorithms` with the shared forward).
 Max pooling's forward saves only which element won each window, found by a row-major scan
 over the taps: for "blocks" a boolean mask in the block layout (the backward is one
 select), otherwise the int8 index of each window's first maximum (a ``fori_loop`` when
@@ -31,7 +31,7 @@ tap's placement). fwd+bwd measured over 10x faster than ``jax.grad`` of
 ``reduce_window`` for 2x2/2, 3x3/2 and 3x3/1 windows (BENCHMARKS.md).
 
 The 1-D ops are the 2-D code with a unit spatial dim. The autodiff twins live in
-:mod:`funcnn.reference.pooling` and share the validation in :mod:`funcnn._geometry`.
+:mod:`funcnn.reference.pooling` and share the validation in :mod:`funcnn._ops.geometry`.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcnn._rules import hand_rule
-from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
-from funcnn._pool_forward import (  # noqa: F401 - the table is public here too
+from funcnn._ops.rules import hand_rule
+from funcnn._ops.geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
+from funcnn._ops.pool_algorithms import (  # noqa: F401 - the table is public here too
     POOL_ALGORITHMS,
     _divisor,
     _neg_inf,

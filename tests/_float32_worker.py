@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 import funcnn.gradcheck as gradcheck
-from funcnn.models import lenet5, mlp
+from funcnn.nn.models import lenet5, mlp
 from funcnn.train import fit
 
 

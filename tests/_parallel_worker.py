@@ -23,9 +23,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from funcnn import parallel  # noqa: E402
-from funcnn.combinators import serial  # noqa: E402
-from funcnn.layers import BatchNorm, Dense, Dropout, Relu, Tanh  # noqa: E402
+from funcnn.train import parallel  # noqa: E402
+from funcnn.nn.combinators import serial  # noqa: E402
+from funcnn.nn import BatchNorm, Dense, Dropout, Relu, Tanh  # noqa: E402
 from funcnn.train import TrainSpec, fit, run_grid  # noqa: E402
 
 

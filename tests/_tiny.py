@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn._layer import Layer
+from funcnn.nn.layer import Layer
 
 
 def mlp(act=jnp.tanh, hidden: int = 8, out: int = 3) -> Layer:

@@ -10,10 +10,10 @@ import pytest
 
 import funcnn
 from funcnn import Activation, Choice
-from funcnn.diagnostics import activation_stats
-from funcnn.models import mlp
+from funcnn.nn.diagnostics import activation_stats
+from funcnn.nn.models import mlp
 from funcnn.train import TrainSpec, prepare_grid, run_grid
-from funcnn.train.compilation import CompileStats, compile_cache_dir, enable_compilation_cache
+from funcnn.study.compilation import CompileStats, compile_cache_dir, enable_compilation_cache
 
 ACTS = ("relu", "prelu", "swish", "tanh")
 

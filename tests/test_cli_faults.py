@@ -32,9 +32,9 @@ import pytest
 from _experiment_smoke import REPO, run_script, script_path
 
 from funcnn.train import ExperimentConfig, RunDir, open_run, parse_config, summarize
-from funcnn.train import runs as runs_mod
-from funcnn.train.cli import RunExistsError, ScriptError, experiment_main, interrupted_at, stopped_note, validate
-from funcnn.train.runs import RunWriteError
+from funcnn.study import runs as runs_mod
+from funcnn.study.cli import RunExistsError, ScriptError, experiment_main, interrupted_at, stopped_note, validate
+from funcnn.study.runs import RunWriteError
 
 # (script, flags after --smoke, a fragment of the one line on stderr): one real command line per
 # script (each costs a Python start, ~3.5 s); IN_PROCESS_CASES below has the many others.
@@ -372,7 +372,7 @@ def test_run_dir_writes_that_fail_are_one_clear_error_and_keep_what_was_written(
 FLAKY = textwrap.dedent("""
     import errno, os, runpy, sys
     from pathlib import Path
-    import funcnn.train.runs as runs
+    import funcnn.study.runs as runs
     script, out, fail_on, after, err_no = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     real, seen = runs.atomic_write_bytes, [0]
 

@@ -1,4 +1,4 @@
-"""funcnn.combinators beyond serial: FanOut, FanInSum, FanInConcat, Parallel, Residual.
+"""funcnn.nn.combinators beyond serial: FanOut, FanInSum, FanInConcat, Parallel, Residual.
 
 Shapes (init's prediction equals apply's), values, the hand-written fan-out / fan-in rules
 against their autodiff twins and finite differences (float64, tests/conftest.py enables
@@ -16,8 +16,8 @@ import pytest
 import funcnn.reference.combinators as ref
 from funcnn import diagnostics as diag
 from funcnn import gradcheck
-from funcnn.choice import Choice
-from funcnn.combinators import (
+from funcnn.nn.choice import Choice
+from funcnn.nn.combinators import (
     Combinator,
     FanInConcat,
     FanInSum,
@@ -31,7 +31,7 @@ from funcnn.combinators import (
     serial,
 )
 from funcnn.gradcheck.combinator_cases import COMBINATOR_CASES, combinator_checks
-from funcnn.layers import BatchNorm, Conv1D, Conv2D, Dense, Dropout, Flatten, Relu, Tanh
+from funcnn.nn import BatchNorm, Conv1D, Conv2D, Dense, Dropout, Flatten, Relu, Tanh
 from funcnn.losses import mse
 from funcnn.reference.activations import tanh as ref_tanh
 from funcnn.reference.linear import dense as ref_dense

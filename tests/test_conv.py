@@ -477,16 +477,16 @@ def test_many_channels_matches_twin():
 
 
 # --------------------------------------------------------------------------------------
-# funcnn._xla: the XLA CPU default flag (makes XLA's own conv kernels the CPU path)
+# funcnn._ops.xla: the XLA CPU default flag (makes XLA's own conv kernels the CPU path)
 # --------------------------------------------------------------------------------------
 
 
 def test_xla_defaults_respect_user_and_opt_out(monkeypatch):
-    from funcnn import _xla
+    from funcnn._ops import xla as _xla
 
     monkeypatch.setenv("XLA_FLAGS", f"--foo {_xla.YNN_FLAG}=conv")
     assert _xla.configure_xla_cpu_defaults() == "user-set"
-    assert _xla.configure_xla_cpu_defaults.__module__ == "funcnn._xla"
+    assert _xla.configure_xla_cpu_defaults.__module__ == "funcnn._ops.xla"
     monkeypatch.setenv("FUNCNN_NO_XLA_DEFAULTS", "1")
     monkeypatch.setenv("XLA_FLAGS", "")
     assert _xla.configure_xla_cpu_defaults() == "opted-out"
@@ -503,8 +503,8 @@ def test_xla_defaults_applied_in_fresh_process():
     import subprocess
     import sys
 
-    # Load funcnn/_xla.py alone (importing the package would already apply the defaults).
-    path = os.path.join(os.path.dirname(hand.__file__), "_xla.py")
+    # Load funcnn/_ops/xla.py alone (importing the package would already apply the defaults).
+    path = os.path.join(os.path.dirname(hand.__file__), "_ops", "xla.py")
     code = (
         "import os, importlib.util as u; spec = u.spec_from_file_location('x', %r); "
         "m = u.module_from_spec(spec); spec.loader.exec_module(m); c = m.configure_xla_cpu_defaults; "

@@ -150,7 +150,7 @@ def test_a_per_sum_timing_that_mispredicts_the_step_does_not_win(monkeypatch, tm
     monkeypatch.setenv(at.ENV, "1")
     monkeypatch.setenv(f"{at.ENV}_DIR", str(tmp_path))
     x, w = _arrays()
-    base = funcnn._conv_forward.threshold_parts(w.shape, (1, 1), (1, 1))
+    base = funcnn._ops.conv_algorithms.threshold_parts(w.shape, (1, 1), (1, 1))
     alone_fastest = {"forward": "textbook", "input_grad": "textbook", "kernel_grad": "textbook"}
     assert tuple(alone_fastest.values()) != base
     monkeypatch.setattr(at, "TIMER", lambda part, name, *a: 1.0 if name == alone_fastest[part] else 2.0)

@@ -1,4 +1,4 @@
-"""funcnn.diagnostics on constructed cases whose answers are known."""
+"""funcnn.nn.diagnostics on constructed cases whose answers are known."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +9,8 @@ import funcnn.reference.activations as ref_act
 from funcnn.reference.linear import dense as ref_dense_fn
 from funcnn import diagnostics as diag
 from funcnn import initializers as inits
-from funcnn.combinators import serial
-from funcnn.layers import (
+from funcnn.nn.combinators import serial
+from funcnn.nn import (
     Activation,
     AvgPool2D,
     BatchNorm,

@@ -20,7 +20,7 @@ import pytest
 from _experiment_smoke import read_json, run_script, run_script_smoke
 
 from funcnn.train import ExperimentConfig, parse_config
-from funcnn.train.cli import apply_smoke, explicit_fields, replace_config
+from funcnn.study.cli import apply_smoke, explicit_fields, replace_config
 
 #: A user's module: mish with its hand-written backward, registered through the public path.
 MISH_MODULE = textwrap.dedent('''

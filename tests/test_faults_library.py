@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import funcnn
-from funcnn.models import mlp
+from funcnn.nn.models import mlp
 from funcnn.train import TrainSpec, fit, make_optimizer, run_grid
 
 

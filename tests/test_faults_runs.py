@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from funcnn.models import mlp
+from funcnn.nn.models import mlp
 from funcnn.train import CheckpointError, Checkpointer, RunDir, TrainSpec, run_grid
 
 REPO = Path(__file__).resolve().parents[1]

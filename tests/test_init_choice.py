@@ -65,7 +65,7 @@ def test_an_init_choice_grid_is_one_program_with_each_members_own_draw():
     x, y = rng.standard_normal((64, 64)).astype(np.float32), (np.arange(64) % 4).astype(np.int32)
 
     def build(c):
-        model = funcnn.models.mlp((256,), 4, c["activation"], w_init=c["init"])
+        model = funcnn.nn.models.mlp((256,), 4, c["activation"], w_init=c["init"])
         return TrainSpec(model, "softmax_cross_entropy", optax.sgd(1e-7))
 
     grid = {"init": ["glorot_normal", "he_normal"], "activation": ["relu", "tanh"], "seed": [0, 1]}

@@ -1,4 +1,4 @@
-"""Tests for funcnn.initializers: variances, orthogonality, fans, gains, errors."""
+"""Tests for funcnn.nn.initializers: variances, orthogonality, fans, gains, errors."""
 
 from __future__ import annotations
 

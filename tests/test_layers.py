@@ -1,4 +1,4 @@
-"""Tests for funcnn.layers and funcnn.combinators: shapes, rule switch, state, errors."""
+"""Tests for funcnn.layers and funcnn.nn.combinators: shapes, rule switch, state, errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn._layer import KINDS, Layer
-from funcnn.combinators import leaf_layers, serial
+from funcnn.nn.layer import KINDS, Layer
+from funcnn.nn.combinators import leaf_layers, serial
 from funcnn.conv import conv_macs
-from funcnn.layers import (
+from funcnn.nn import (
     ACTIVATION_NAMES,
     Activation,
     AvgPool1D,
@@ -733,3 +733,49 @@ def test_flatten_errors():
         Flatten().init(KEY, (5,))
     with pytest.raises(ValueError, match=r"Flatten\(\): x must be \(N, \.\.\.\) with rank >= 2"):
         Flatten().apply((), (), jnp.ones((5,)))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda rule: Dense(3, rule=rule, dtype=jnp.float64),
+        lambda rule: Conv2D(4, (3, 2), 2, "SAME", 1, None, "he_normal", rule, algorithm="auto"),
+        lambda rule: Conv1D(2, 3, dilation=2, rule=rule),
+        lambda rule: MaxPool2D(2, 1, "SAME", rule),
+        lambda rule: AvgPool1D(3, padding=1, count_include_pad=False, rule=rule),
+        lambda rule: BatchNorm(0.8, rule=rule),
+        lambda rule: LeakyRelu(0.2, rule=rule),
+        lambda rule: PReLU(0.1, rule),
+        lambda rule: Swish(False, 1.5, rule),
+    ],
+)
+def test_with_rule_is_the_constructor_called_with_that_rule(build):
+    # with_rule is derived from the constructor and its arguments (switches_rule), so the
+    # switched layer is exactly the one written with the other rule.
+    for a, b in (("hand", "autodiff"), ("autodiff", "hand")):
+        switched, written = build(a).with_rule(b), build(b)
+        assert (switched.name, switched.rule, switched.kind) == (written.name, written.rule, written.kind)
+        assert switched.config.keys() == written.config.keys()
+        assert switched.with_rule(a).name == build(a).name
+
+
+def test_switches_rule_on_a_user_constructor():
+    from funcnn.nn import switches_rule
+
+    calls = []
+
+    @switches_rule
+    def Scale(c, *, rule="hand"):
+        calls.append((c, rule))
+        return Layer(lambda key, s: (s, (), ()), lambda p, st, x, *, key=None, train=False: (x * c, st),
+                     name=f"Scale({c}, rule={rule!r})", rule=rule)
+
+    assert Scale.__name__ == "Scale"
+    layer = Scale(2.0).with_rule("autodiff")
+    assert layer.name == "Scale(2.0, rule='autodiff')" and calls == [(2.0, "hand"), (2.0, "autodiff")]
+    assert serial(Scale(3.0), Dense(2)).with_rule("autodiff").children[0].rule == "autodiff"
+    with pytest.raises(TypeError, match=r"switches_rule: .*Ratio has no parameter 'rule'"):
+
+        @switches_rule
+        def Ratio(c):
+            return Scale(c)

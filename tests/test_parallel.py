@@ -1,4 +1,4 @@
-"""Tests of funcnn.parallel and the mesh= path of fit/run_grid.
+"""Tests of funcnn.train.parallel and the mesh= path of fit/run_grid.
 
 The multi-device checks run in subprocesses (tests/_parallel_worker.py): the number of
 simulated CPU devices (``jax_num_cpu_devices``) is fixed when JAX starts its backend, and
@@ -23,9 +23,9 @@ import optax
 import pytest
 from jax.sharding import Mesh
 
-from funcnn import parallel
-from funcnn.combinators import serial
-from funcnn.layers import BatchNorm, Dense, Relu
+from funcnn.train import parallel
+from funcnn.nn.combinators import serial
+from funcnn.nn import BatchNorm, Dense, Relu
 from funcnn.train import TrainSpec, fit, run_grid
 
 HERE = Path(__file__).parent

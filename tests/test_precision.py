@@ -25,7 +25,7 @@ from jax.extend.core import ClosedJaxpr, Jaxpr
 import funcnn
 from funcnn import gradcheck
 from funcnn import reference as ref
-from funcnn.layers import Conv1D, Conv2D, Dense
+from funcnn.nn import Conv1D, Conv2D, Dense
 
 HIGHEST = (lax.Precision.HIGHEST, lax.Precision.HIGHEST)
 MATMUL_PRIMS = ("dot_general", "conv_general_dilated")

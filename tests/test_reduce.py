@@ -1,11 +1,11 @@
-"""funcnn._reduce.sum_leading: the per-channel sum behind bias and batch-norm gradients."""
+"""funcnn._ops.reduce.sum_leading: the per-channel sum behind bias and batch-norm gradients."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn._reduce import fold_factor, sum_leading
+from funcnn._ops.reduce import fold_factor, sum_leading
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 
 import funcnn
 from funcnn import gradcheck, registry
-from funcnn.diagnostics import RELU_FAMILY, SATURATING
+from funcnn.nn.diagnostics import RELU_FAMILY, SATURATING
 
 
 def _mish_forward(x):
@@ -107,7 +107,7 @@ def test_a_user_activation_is_a_layer_a_choice_a_model_and_a_gain():
     np.testing.assert_allclose(f(jnp.int32(1)), mish(x), rtol=1e-6)
     np.testing.assert_allclose(f(jnp.int32(0)), funcnn.relu(x))
 
-    model = funcnn.models.mlp((16, 16), 3, "mish")
+    model = funcnn.nn.models.mlp((16, 16), 3, "mish")
     assert "Mish()" in model.name
     _, params, state = model.init(jax.random.key(0), (8, 5))
     assert model.apply(params, state, x)[0].shape == (8, 3)
@@ -116,16 +116,16 @@ def test_a_user_activation_is_a_layer_a_choice_a_model_and_a_gain():
     z, w = np.polynomial.hermite_e.hermegauss(200)
     m = z * np.tanh(np.logaddexp(z, 0.0))
     expected = 1 / np.sqrt(np.sum(w * m * m) / np.sqrt(2 * np.pi))
-    assert funcnn.initializers.gain("mish") == pytest.approx(expected, rel=1e-5)
-    assert "mish" in funcnn.initializers.GAIN_NAMES
+    assert funcnn.nn.initializers.gain("mish") == pytest.approx(expected, rel=1e-5)
+    assert "mish" in funcnn.nn.initializers.GAIN_NAMES
 
 
 def test_gain_of_a_kinked_user_op_integrates_both_pieces():
     funcnn.define_activation("relu2", lambda x: jnp.where(x > 0, x, 0.0),
                              lambda x, y, g: g * (x > 0).astype(x.dtype), kinks=(0.0,))
-    assert funcnn.initializers.gain("relu2") == pytest.approx(np.sqrt(2.0), rel=1e-5)
+    assert funcnn.nn.initializers.gain("relu2") == pytest.approx(np.sqrt(2.0), rel=1e-5)
     funcnn.define_activation("const_gain", _mish_forward, _mish_backward, gain=1.25)
-    assert funcnn.initializers.gain("const_gain") == 1.25
+    assert funcnn.nn.initializers.gain("const_gain") == 1.25
 
 
 def test_settings_and_learnable_params():
@@ -164,7 +164,7 @@ def test_settings_and_learnable_params():
     assert "amp_tanh" in SATURATING and "amp_tanh" not in RELU_FAMILY
     z, w = np.polynomial.hermite_e.hermegauss(200)
     e2 = np.sum(w * (2.0 * np.tanh(z / 3.0)) ** 2) / np.sqrt(2 * np.pi)
-    assert funcnn.initializers.gain("amp_tanh", a=2.0, t=3.0) == pytest.approx(1 / np.sqrt(e2), rel=1e-5)
+    assert funcnn.nn.initializers.gain("amp_tanh", a=2.0, t=3.0) == pytest.approx(1 / np.sqrt(e2), rel=1e-5)
     # gradcheck rows: scalar and per-channel params, both pass
     previous = jax.config.read("jax_enable_x64")  # the suite runs in x64 (conftest); leave it as found
     jax.config.update("jax_enable_x64", True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import funcnn
-from funcnn.models import mlp, residual_cnn1d, residual_mlp
+from funcnn.nn.models import mlp, residual_cnn1d, residual_mlp
 
 
 def _x(shape, seed=0, dtype=jnp.float32):

@@ -1,4 +1,4 @@
-"""funcnn._rules.hand_rule: every hand rule runs in a named scope of its own (for profiles)."""
+"""funcnn._ops.rules.hand_rule: every hand rule runs in a named scope of its own (for profiles)."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ HAND_MODULES = {f"funcnn.{m}" for m in ("activations", "linear", "conv", "poolin
 
 
 def test_twins_import_nothing_from_the_hand_modules():
-    """funcnn.reference.* share validation (funcnn._validation, funcnn._geometry) and forwards
-    (funcnn._conv_forward, funcnn._pool_forward) with the hand modules, never their code."""
+    """funcnn.reference.* share validation (funcnn._ops.validation, funcnn._ops.geometry) and forwards
+    (funcnn._ops.conv_algorithms, funcnn._ops.pool_algorithms) with the hand modules, never their code."""
     import ast
     import pathlib
 
@@ -73,7 +73,8 @@ def test_no_module_is_shadowed_by_a_function_of_its_name():
     import importlib
     import pkgutil
 
-    for pkg_name in ("funcnn", "funcnn.reference", "funcnn.train", "funcnn.data"):
+    for pkg_name in ("funcnn", "funcnn._ops", "funcnn.nn", "funcnn.reference", "funcnn.train", "funcnn.train.engine",
+                     "funcnn.study", "funcnn.data"):
         pkg = importlib.import_module(pkg_name)
         for info in pkgutil.iter_modules(pkg.__path__):
             module = importlib.import_module(f"{pkg_name}.{info.name}")

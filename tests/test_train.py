@@ -40,8 +40,8 @@ from funcnn.train import (
     time_interleaved,
     with_clipping,
 )
-from funcnn.train.plots import pyplot
-from funcnn.train import runs as runs_mod
+from funcnn.study.plots import pyplot
+from funcnn.study import runs as runs_mod
 from _tiny import mlp, xent
 
 HERE = Path(__file__).parent

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from funcnn._checks import check_choice
+from funcnn._ops.checks import check_choice
 
 SPLITS = ("train", "test")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from funcnn._checks import check_choice
+from funcnn._ops.checks import check_choice
 from funcnn.data import Dataset, _check_int
 
 

@@ -95,9 +95,9 @@ _QUICK_ACTIVATIONS = ("logistic", "relu", "softmax")
 
 def activation_cases(names: Sequence[str] | None = None) -> list[Case]:
     """One case per registered activation and each of its ``check_settings`` (plus one with
-    per-channel params where it has them), read from :mod:`funcnn.registry` when called, so
+    per-channel params where it has them), read from :mod:`funcnn._ops.registry` when called, so
     a user's activation is checked exactly like the built-ins."""
-    from funcnn import registry
+    from funcnn._ops import registry
 
     cases = []
     for name in registry.activation_names() if names is None else names:
@@ -195,7 +195,7 @@ def _conv_algorithm(args: tuple[Any, ...], kwargs: Any) -> str:
 
 def _pool_algorithm(args: tuple[Any, ...], kwargs: Any) -> str:
     """The algorithm a pooling case runs: ``auto(blocks)``, ``textbook``, ..."""
-    from funcnn._geometry import pool_geometry
+    from funcnn._ops.geometry import pool_geometry
     from funcnn.pooling import pool_algorithm
 
     (x,) = args

@@ -1,8 +1,8 @@
-"""Gradcheck cases for the combinators' hand-written rules (:mod:`funcnn.combinators`).
+"""Gradcheck cases for the combinators' hand-written rules (:mod:`funcnn.nn.combinators`).
 
 - :data:`COMBINATOR_CASES`: :class:`~funcnn.gradcheck.engine.Case` rows for the ops
   ``fan_out``, ``fan_in_sum`` and ``fan_in_concat`` (module ``"combinators"``: the hand rule
-  from :mod:`funcnn.combinators`, the twin from :mod:`funcnn.reference.combinators`), so
+  from :mod:`funcnn.nn.combinators`, the twin from :mod:`funcnn.reference.combinators`), so
   ``gradcheck.run(COMBINATOR_CASES)`` / :func:`~funcnn.gradcheck.engine.check_case` run them
   like any registered case.
 - :func:`combinator_checks`: whole layers built on those rules (residual blocks, fan-out /
@@ -78,8 +78,8 @@ def _layer_pair(model: Any, in_shape: tuple[int, ...]) -> tuple[Callable[..., An
 
 def combinator_checks() -> list[tuple[str, tuple[Callable[..., Any], Callable[..., Any]], Callable[..., Any]]]:
     """Layer-level checks: ``[(name, (hand_fn, ref_fn), make_args), ...]`` (see the module doc)."""
-    from funcnn.combinators import FanInConcat, FanInSum, FanOut, Parallel, Residual, serial
-    from funcnn.layers import Conv2D, Dense, Tanh
+    from funcnn.nn.combinators import FanInConcat, FanInSum, FanOut, Parallel, Residual, serial
+    from funcnn.nn import Conv2D, Dense, Tanh
 
     models = [
         (Residual(Dense(5), Tanh(), Dense(5)), (3, 5)),

@@ -151,7 +151,7 @@ def _nanmax(values: Sequence[float]) -> float:
 def _resolve(op: Any) -> tuple[str, Callable[..., Any], Callable[..., Any] | None]:
     """``op`` -> (name, hand function, twin or None)."""
     if isinstance(op, str):
-        from funcnn import registry
+        from funcnn._ops import registry
 
         if registry.is_registered(op):
             entry = registry.get_activation(op)

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn import conv_autotune
-from funcnn._imports import import_module_or_file
+from funcnn._ops import conv_autotune
+from funcnn._ops.imports import import_module_or_file
 from funcnn.gradcheck.engine import GradcheckReport, all_cases, run
 
 __all__ = ["format_table", "import_user_module", "main"]
@@ -75,7 +75,7 @@ def _summary(reports: Sequence[GradcheckReport], seconds: float | None = None) -
 
 
 def import_user_module(spec: str, *, fn: str = "--import") -> object:
-    """Import a user's module (:func:`funcnn._imports.import_module_or_file`: a module name
+    """Import a user's module (:func:`funcnn._ops.imports.import_module_or_file`: a module name
     importable from the current directory, or a ``.py`` path). Raises ``ImportError`` with
     one line naming ``spec``."""
     try:

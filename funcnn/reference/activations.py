@@ -24,8 +24,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._validation import (
-    ACTIVATION_NAMES,
+from funcnn._ops.registry import ACTIVATION_NAMES
+from funcnn._ops.validation import (
     _check_axis,
     _check_prelu_alpha,
     _check_static_bool,

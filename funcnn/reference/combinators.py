@@ -1,6 +1,6 @@
-"""Autodiff twins of the fan-out / fan-in ops of :mod:`funcnn.combinators`.
+"""Autodiff twins of the fan-out / fan-in ops of :mod:`funcnn.nn.combinators`.
 
-Same names, signatures and errors (the validation is shared, :mod:`funcnn._fan_validation`),
+Same names, signatures and errors (the validation is shared, :mod:`funcnn._ops.fan_validation`),
 written plainly, so ``jax.grad`` derives the backward pass: a copied value's cotangents are
 accumulated by autodiff, a sum's and a concatenation's are transposed by it.
 """
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from funcnn._fan_validation import check_fan_in_concat, check_fan_in_sum, check_fan_out
+from funcnn._ops.fan_validation import check_fan_in_concat, check_fan_in_sum, check_fan_out
 
 __all__ = ["fan_in_concat", "fan_in_sum", "fan_out"]
 

@@ -1,6 +1,6 @@
 """Autodiff twins of funcnn.conv: the same forwards through lax.conv_general_dilated, no custom rule.
 
-Validation (ranks, channels, bias, padding resolution; :mod:`funcnn._validation`) is shared with the hand-ruled
+Validation (ranks, channels, bias, padding resolution; :mod:`funcnn._ops.validation`) is shared with the hand-ruled
 version, so both accept and reject exactly the same inputs; ``jax.grad`` differentiates
 these forwards with XLA's generic convolution transpose rules.
 """
@@ -13,10 +13,10 @@ from typing import Any
 import jax
 from jax import lax
 
-from funcnn._checks import check_precision
-from funcnn._geometry import Padding, conv_macs, conv_output_size
-from funcnn._conv_forward import FORWARD, conv_algorithm
-from funcnn._validation import _prepare_conv
+from funcnn._ops.checks import check_precision
+from funcnn._ops.geometry import Padding, conv_macs, conv_output_size
+from funcnn._ops.conv_algorithms import FORWARD, conv_algorithm
+from funcnn._ops.validation import _prepare_conv
 
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from funcnn._checks import check_precision
-from funcnn._validation import _validate_dense
+from funcnn._ops.checks import check_precision
+from funcnn._ops.validation import _validate_dense
 
 __all__ = ["dense"]
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._validation import _check_logits, _check_unit_interval, _float_target, _target_rows
+from funcnn._ops.validation import _check_logits, _check_unit_interval, _float_target, _target_rows
 
 __all__ = [
     "mse",

@@ -2,7 +2,7 @@
 
 :func:`batch_norm` is written in plain ``jnp`` for ``jax.grad`` to differentiate through
 the batch mean and variance; :func:`batch_norm_inference` (fixed statistics) and
-:func:`batch_norm_stats` likewise. Validation (:mod:`funcnn._validation`) is shared with :mod:`funcnn.normalization`,
+:func:`batch_norm_stats` likewise. Validation (:mod:`funcnn._ops.validation`) is shared with :mod:`funcnn.normalization`,
 so both accept and reject the same inputs.
 """
 
@@ -13,8 +13,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from funcnn._validation import _check_bn_x as _check_x
-from funcnn._validation import _validate_batch_norm, _validate_batch_norm_inference
+from funcnn._ops.validation import _check_bn_x as _check_x
+from funcnn._ops.validation import _validate_batch_norm, _validate_batch_norm_inference
 
 
 def batch_norm_stats(x: ArrayLike) -> tuple[jax.Array, jax.Array]:

@@ -1,6 +1,6 @@
 """Autodiff twins of :mod:`funcnn.pooling`: the same forwards written plainly, no custom rules.
 
-Same names, signatures, validation (:mod:`funcnn._geometry`, shared with :mod:`funcnn.pooling`) and conventions;
+Same names, signatures, validation (:mod:`funcnn._ops.geometry`, shared with :mod:`funcnn.pooling`) and conventions;
 ``jax.grad`` differentiates them. Max pooling is the max over the stacked window taps of the
 ``-inf``-padded input (``jax.grad`` splits a tie evenly among the tied elements, where the
 hand rule's credits the first maximum); average pooling is a ``lax.reduce_window`` sum with 0
@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcnn._geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
-from funcnn._pool_forward import avg_pool_taps, max_pool_taps, pool_algorithm
+from funcnn._ops.geometry import Padding, PoolGeometry, check_count_include_pad, pool_geometry
+from funcnn._ops.pool_algorithms import avg_pool_taps, max_pool_taps, pool_algorithm
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
 

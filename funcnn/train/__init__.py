@@ -5,11 +5,12 @@
 - :func:`run_grid`: train an ablation grid, one vmapped program per structural group.
 - :class:`TrainOptions`: the settings both take (as keywords or ``options=``), with their
   defaults, documented once.
-- :mod:`funcnn.train.runs`: run directories (atomic writes, JSON, metrics), summaries, tables.
-- :mod:`funcnn.train.plots`: band, line and bar plots.
-- :mod:`funcnn.train.cli`: experiment configs parsed from the command line, and the run they open.
-- :mod:`funcnn.train.results`: the names of those three, where they used to live.
-- :func:`time_interleaved`: what a rule or a step costs, timed interleaved (medians per round).
+- :mod:`funcnn.train.engine`: the engine both run on (plan, carry, programs, runner);
+  :mod:`funcnn.train.parallel`: meshes and shardings for many devices.
+
+What experiment scripts share (run directories, the CLI, plots, timing, the compile cache)
+lives in :mod:`funcnn.study`; its names are also found here, where they used to live
+(``funcnn.train.RunDir`` is ``funcnn.study.RunDir``), loaded on first use.
 
 orbax-checkpoint, tqdm, matplotlib and tyro (the ``experiments`` extra) are imported only
 when checkpoints, progress bars, plots or CLI parsing are used.
@@ -29,10 +30,6 @@ from funcnn.train.grid import (
 )
 from funcnn.train.loop import FitResult, History, TrainSpec, fit
 from funcnn.train.options import TrainOptions
-from funcnn.train.cli import ExperimentConfig, open_run, parse_config
-from funcnn.train.plots import band, plot_bands, plot_bars, plot_lines
-from funcnn.train.runs import RunDir, RunInUseError, first_reach, library_versions, markdown_table, save_figure, summarize
-from funcnn.train.timing import time_interleaved
 from funcnn.train.step import (
     LOSS_NAMES,
     STEP_METRICS,
@@ -89,3 +86,23 @@ __all__ = [
     "time_interleaved",
     "with_clipping",
 ]
+
+# The study harness sits above training (it imports funcnn.train); its names are found here
+# too, as before it moved, resolved on first use so neither package imports the other at load.
+_STUDY_NAMES = {
+    "ExperimentConfig": "cli", "open_run": "cli", "parse_config": "cli",
+    "band": "plots", "plot_bands": "plots", "plot_bars": "plots", "plot_lines": "plots",
+    "RunDir": "runs", "RunInUseError": "runs", "first_reach": "runs", "library_versions": "runs",
+    "markdown_table": "runs", "save_figure": "runs", "summarize": "runs",
+    "time_interleaved": "timing",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _STUDY_NAMES:
+        return getattr(importlib.import_module(f"funcnn.study.{_STUDY_NAMES[name]}"), name)
+    if name in ("cli", "plots", "runs", "timing", "compilation", "results"):
+        return importlib.import_module(f"funcnn.train.{name}")
+    raise AttributeError(f"module 'funcnn.train' has no attribute {name!r}")

@@ -65,11 +65,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn.choice import Choice
-from funcnn.train._engine import CompileAhead, Engine, check_data, check_labels, run_engines
-from funcnn.train._engine import init_carry, make_carry, resolve_spec, stack_trees, unstack_tree
+from funcnn.nn.choice import Choice
+from funcnn.train.engine import CompileAhead, Engine, check_data, check_labels, run_engines
+from funcnn.train.engine import init_carry, make_carry, stack_trees, unstack_tree
+from funcnn.train.spec import resolve_spec
 from funcnn.train.loop import History, history_of, init_member
-from funcnn.train.options import TrainOptions, engine_settings, make_plan, resolve_options, with_option_keywords
+from funcnn.train.options import TrainOptions, engine_config, make_plan, resolve_options, with_option_keywords
 
 _TRACER_ERRORS = (
     jax.errors.ConcretizationTypeError,
@@ -199,7 +200,7 @@ class GridResult:
 
     def summary(self, *, over: str = "seed", metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Mean/std over ``over`` (seeds) of the final metrics, one row per configuration."""
-        from funcnn.train.runs import summarize
+        from funcnn.study.runs import summarize
 
         return summarize(self.records(), over=over, metrics=metrics)
 
@@ -343,8 +344,8 @@ def prepare_grid(
             break
         try:
             carry = init_carry(
-                cache_key, spec_fn, [{k: hp_value(configs[i], k) for k in hp} for i in idxs],
-                [configs[i]["seed"] for i in idxs], in_shape, batched=True,
+                cache_key, spec_fn, hps=[{k: hp_value(configs[i], k) for k in hp} for i in idxs],
+                seeds=[configs[i]["seed"] for i in idxs], in_shape=in_shape, batched=True,
             )
         except TypeError as e:  # jax's tracer errors are TypeErrors
             if not (isinstance(e, _TRACER_ERRORS) or isinstance(e.__cause__, _TRACER_ERRORS)):
@@ -360,9 +361,9 @@ def prepare_grid(
             carry = stack_trees(carries)
         engines.append(
             Engine(
-                name=slug, spec_fn=spec_fn, hp=hp, carry0=carry, batched=True, n_members=len(idxs), train=(x, y),
-                test=test, plan=plan, configs=[configs[i] for i in idxs], member_ids=idxs, cache_key=cache_key,
-                blocks=blocks, **engine_settings(o),
+                name=slug, spec_fn=spec_fn, config=engine_config(o, plan, batched=True, blocks=blocks), hp=hp,
+                carry0=carry, n_members=len(idxs), train=(x, y), test=test, configs=[configs[i] for i in idxs],
+                member_ids=idxs, cache_key=cache_key,
             )
         )
         infos.append(GroupInfo(name=slug, static=static, members=list(idxs), traces=0))

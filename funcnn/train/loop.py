@@ -2,8 +2,8 @@
 
 Example::
 
-    from funcnn.combinators import serial
-    from funcnn.layers import Dense, Relu
+    from funcnn.nn.combinators import serial
+    from funcnn.nn import Dense, Relu
     from funcnn.train import fit, make_optimizer
 
     model = serial(Dense(64), Relu(), Dense(10))
@@ -13,7 +13,7 @@ Example::
     result.params                                  # the final parameters
 
 Batches, dropout keys and the initialization all follow from ``seed`` (see
-:mod:`funcnn.train._engine`), so the same call gives bitwise-identical results on CPU and
+:mod:`funcnn.train.engine`), so the same call gives bitwise-identical results on CPU and
 ``resume=True`` continues a killed run exactly.
 """
 
@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
 import optax
 
-from funcnn._layer import Layer
-from funcnn.train._engine import (
+from funcnn.nn.layer import Layer
+from funcnn.train.engine import (
     Engine,
     _member_keys_jit,
     check_data,
@@ -40,26 +40,14 @@ from funcnn.train._engine import (
 from funcnn.train.options import (  # Diagnostics: its old home was here
     Diagnostics,  # noqa: F401
     TrainOptions,
-    engine_settings,
+    engine_config,
     make_plan,
     resolve_options,
     run_settings,
     with_option_keywords,
 )
+from funcnn.train.spec import TrainSpec  # noqa: F401  (its old home was here)
 from funcnn.train.step import LossFn, check_descends, check_model, check_optimizer, resolve_loss
-
-
-class TrainSpec(NamedTuple):
-    """What a member trains: returned by a grid's ``build(config)``.
-
-    ``init(key, in_shape) -> (params, state)`` overrides ``model.init`` when given
-    (``in_shape`` = ``(batch_size, *x.shape[1:])``).
-    """
-
-    model: Layer
-    loss: LossFn | str
-    optimizer: optax.GradientTransformation
-    init: Callable[[jax.Array, tuple[int, ...]], tuple[Any, Any]] | None = None
 
 
 @dataclasses.dataclass
@@ -213,15 +201,15 @@ def fit(
         return model, loss_fn, optimizer, None
 
     if params is None:
-        carry = init_carry(cache_key, spec_fn, [{}], [seed], in_shape, batched=False)
+        carry = init_carry(cache_key, spec_fn, hps=[{}], seeds=[seed], in_shape=in_shape, batched=False)
     else:
         _, data_key, train_key = _member_keys_jit(seed)
         carry = make_carry(params, state, optimizer.init(params), data_key, train_key)
     check_descends(fn, optimizer, carry["params"], carry["opt_state"])
     config = {"seed": seed}
     eng = Engine(
-        name=name, spec_fn=spec_fn, hp={}, carry0=carry, batched=False, n_members=1, train=(x, y), test=test,
-        plan=plan, configs=[config], member_ids=[0], cache_key=cache_key, **engine_settings(o),
+        name=name, spec_fn=spec_fn, config=engine_config(o, plan, batched=False), hp={}, carry0=carry, n_members=1,
+        train=(x, y), test=test, configs=[config], member_ids=[0], cache_key=cache_key,
     )
     interrupted, seconds = run_engines(
         [eng], checkpoint_dirs=None if o.checkpoint_dir is None else [o.checkpoint_dir], desc=name, **run_settings(o)

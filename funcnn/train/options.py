@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
-from funcnn._layer import Layer
-from funcnn.parallel import check_mesh
-from funcnn.train._engine import Plan, _check_pos_int
-from funcnn.train._engine import make_plan as _make_plan
+from funcnn.nn.layer import Layer
+from funcnn.train.parallel import check_mesh
+from funcnn.train.engine import EngineConfig, Plan, _check_pos_int
+from funcnn.train.engine import make_plan as _make_plan
 
 Diagnostics = Callable[[Layer, Any, Any], Mapping[str, jax.Array]]
 
@@ -62,11 +62,11 @@ class TrainOptions:
         overhead, coarser progress and Ctrl-C latency). Results do not depend on it.
       callback: called after each jitted call with ``{"group", "step", "status"}``.
       jit_kwargs: extra ``jax.jit`` arguments for the training chunk (e.g. shardings).
-      mesh: a :class:`jax.sharding.Mesh` (:func:`funcnn.parallel.make_mesh`). Each batch is
+      mesh: a :class:`jax.sharding.Mesh` (:func:`funcnn.train.parallel.make_mesh`). Each batch is
         split over its ``"data"`` axis (params and optimizer state replicated, gradients and
         batch-norm statistics over the global batch); a grid's members are split over its
         ``"grid"`` axis (a group is padded to a multiple of the axis size; the padding never
-        shows). ``None``: one device. See :mod:`funcnn.parallel`.
+        shows). ``None``: one device. See :mod:`funcnn.train.parallel`.
     """
 
     steps: int | None = None
@@ -209,20 +209,23 @@ def with_option_keywords(func: F) -> F:
 
 
 def make_plan(fn: str, n_train: int, o: TrainOptions) -> Plan:
-    """The :class:`~funcnn.train._engine.Plan` (when to step, evaluate, checkpoint) of ``o``."""
+    """The :class:`~funcnn.train.engine.Plan` (when to step, evaluate, checkpoint) of ``o``."""
     return _make_plan(
         fn, n_train, batch_size=o.batch_size, steps=o.steps, epochs=o.epochs, eval_every=o.eval_every,
         checkpoint_every=o.checkpoint_every, steps_per_call=o.steps_per_call,
     )
 
 
-def engine_settings(o: TrainOptions) -> dict[str, Any]:
-    """The keywords of an :class:`~funcnn.train._engine.Engine` that come from ``o``."""
-    return dict(eval_train=o.eval_train, classification=o.classification, eval_batch_size=o.eval_batch_size,
-                diagnostics=o.diagnostics, jit_kwargs=o.jit_kwargs, mesh=o.mesh)
+def engine_config(o: TrainOptions, plan: Plan, *, batched: bool, blocks: Any = None) -> EngineConfig:
+    """The :class:`~funcnn.train.engine.EngineConfig` of ``o`` for a group (``batched``) or one model."""
+    return EngineConfig(
+        plan=plan, batched=batched, eval_train=o.eval_train, classification=o.classification,
+        eval_batch_size=o.eval_batch_size, diagnostics=o.diagnostics, jit_kwargs=o.jit_kwargs, mesh=o.mesh,
+        blocks=blocks,
+    )
 
 
 def run_settings(o: TrainOptions) -> dict[str, Any]:
-    """The keywords of :func:`~funcnn.train._engine.run_engines` that come from ``o``."""
+    """The keywords of :func:`~funcnn.train.engine.run_engines` that come from ``o``."""
     return dict(keep_checkpoints=o.keep_checkpoints, resume=o.resume, run_dir=o.run_dir, progress=o.progress,
                 callback=o.callback)

@@ -1,20 +1,20 @@
-"""Results of a study: the names of :mod:`funcnn.train.runs`, :mod:`~funcnn.train.plots` and
-:mod:`~funcnn.train.cli` in one place (their old home; ``from funcnn.train.results import X``
+"""Results of a study: the names of :mod:`funcnn.study.runs`, :mod:`~funcnn.study.plots` and
+:mod:`~funcnn.study.cli` in one place (their old home; ``from funcnn.train.results import X``
 keeps working).
 
-- :mod:`funcnn.train.runs`: ``results/<experiment>/<run-name>/`` (:class:`RunDir`), atomic
+- :mod:`funcnn.study.runs`: ``results/<experiment>/<run-name>/`` (:class:`RunDir`), atomic
   writes, JSON, ``metrics.jsonl``, summaries and markdown tables.
-- :mod:`funcnn.train.plots`: band, line and bar plots (matplotlib, Agg backend).
-- :mod:`funcnn.train.cli`: :class:`ExperimentConfig`, :func:`parse_config` (tyro) and
+- :mod:`funcnn.study.plots`: band, line and bar plots (matplotlib, Agg backend).
+- :mod:`funcnn.study.cli`: :class:`ExperimentConfig`, :func:`parse_config` (tyro) and
   :func:`open_run` for experiment scripts.
 """
 
 from __future__ import annotations
 
 # The private names too: scripts and tests reached for them here.
-from funcnn.train.cli import ExperimentConfig, _check_resume, _stop_on_sigterm, open_run, parse_config  # noqa: F401
-from funcnn.train.plots import _decorate, _plt, plot_bands, plot_bars, plot_lines, pyplot  # noqa: F401
-from funcnn.train.runs import (  # noqa: F401
+from funcnn.study.cli import ExperimentConfig, _check_resume, _stop_on_sigterm, open_run, parse_config  # noqa: F401
+from funcnn.study.plots import _decorate, _plt, plot_bands, plot_bars, plot_lines, pyplot  # noqa: F401
+from funcnn.study.runs import (  # noqa: F401
     RunDir,
     _defaults_of,
     _fmt,

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from funcnn import conv_autotune
-from funcnn._layer import Layer
+from funcnn._ops import conv_autotune
+from funcnn.nn.layer import Layer
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 TrainStep = Callable[..., tuple[Any, Any, Any, dict[str, jax.Array]]]

@@ -1,5 +1,5 @@
 """Importing a user's module by name or by file: what ``--import MODULE`` does, for the
-experiment scripts (:mod:`funcnn.train.cli`) and ``python -m funcnn.gradcheck`` alike."""
+experiment scripts (:mod:`funcnn.study.cli`) and ``python -m funcnn.gradcheck`` alike."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The layer contract shared by every constructor in :mod:`funcnn.layers`.
+"""The layer contract shared by every constructor in :mod:`funcnn.nn`.
 
 A layer is a pair of pure functions (stax-style), carried with a little metadata:
 
@@ -20,7 +20,8 @@ Metadata used by diagnostics, summaries and the rule switch:
   :class:`funcnn.Choice` for a layer that picks among activations by data), else ``None``.
 - ``config``: the constructor's settings (e.g. ``{"out": 64}``), for summaries.
 - ``children``: sub-layers of a combinator (``serial``), in order.
-- ``rebuild``: ``rule -> Layer``, the same layer under another rule (``None`` if rule-free).
+- ``rebuild``: ``rule -> Layer``, the same layer under another rule (``None`` if rule-free);
+  :func:`switches_rule` derives it from a constructor and the arguments it was called with.
 - ``macs``: ``(in_shape, out_shape) -> int``, multiply-accumulates for the whole batch of
   one forward pass (``None`` when the layer does no multiply-accumulates).
 """
@@ -28,6 +29,8 @@ Metadata used by diagnostics, summaries and the rule switch:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -76,9 +79,10 @@ class Layer:
         :func:`funcnn.activation_stats`; ``"other"`` layers are applied but not reported.
       rule: ``"hand"`` or ``"autodiff"`` when the layer runs a hand-ruled op (or a
         :class:`funcnn.Choice` between them), else ``None``. A layer that sets ``rule`` must
-        give ``rebuild`` too, or ``with_rule`` to another rule is an error.
+        give ``rebuild`` too (or be built by a constructor under :func:`switches_rule`), or
+        ``with_rule`` to another rule is an error.
       activation: for ``kind="activation"``, the registered activation's name (or a Choice of
-        names); diagnostics look its dead and saturated regions up in :mod:`funcnn.registry`.
+        names); diagnostics look its dead and saturated regions up in :mod:`funcnn._ops.registry`.
       config: the constructor's settings (for summaries and ``repr``).
       children: the sub-layers of a combinator (``serial``, ``Parallel``, ``Residual``), in order
         (diagnostics walk them).
@@ -129,9 +133,9 @@ def check_rule(fn: str, rule: Any) -> None:
     """Raise ValueError unless ``rule`` is ``"hand"``, ``"autodiff"`` or a Choice among them.
 
     A :class:`funcnn.Choice` over the rules makes each op pick its hand rule or its twin by
-    data (one program for both; see :mod:`funcnn.choice`).
+    data (one program for both; see :mod:`funcnn.nn.choice`).
     """
-    from funcnn.choice import Choice
+    from funcnn.nn.choice import Choice
 
     if isinstance(rule, Choice):
         bad = [r for r in rule.options if r not in RULES]
@@ -141,3 +145,34 @@ def check_rule(fn: str, rule: Any) -> None:
     if isinstance(rule, str) and rule in RULES:
         return
     raise ValueError(f"{fn}: unknown rule {rule!r}; expected one of 'hand', 'autodiff'")
+
+
+def switches_rule(constructor: Callable[..., Layer]) -> Callable[..., Layer]:
+    """Decorate a layer constructor that takes ``rule``, so its layers can switch rule.
+
+    The layer it returns gets ``rebuild``: the same constructor called again with the same
+    arguments and another ``rule``, so ``layer.with_rule("autodiff")`` builds exactly the
+    layer the user would have written with ``rule="autodiff"``. A user's own constructor
+    takes the same decorator::
+
+        @switches_rule
+        def Scale(c, rule="hand"):
+            ...
+            return Layer(init, apply, name=f"Scale({c})", rule=rule)
+    """
+    signature = inspect.signature(constructor)
+    if "rule" not in signature.parameters:
+        raise TypeError(f"switches_rule: {constructor.__qualname__} has no parameter 'rule' to switch")
+
+    @functools.wraps(constructor)
+    def build(*args: Any, **kwargs: Any) -> Layer:
+        layer = constructor(*args, **kwargs)
+
+        def rebuild(rule: Any) -> Layer:
+            bound = signature.bind(*args, **kwargs)
+            bound.arguments["rule"] = rule
+            return build(*bound.args, **bound.kwargs)
+
+        return dataclasses.replace(layer, rebuild=rebuild)
+
+    return build

@@ -3,7 +3,7 @@
 Both versions of an op (``funcnn.<module>`` and ``funcnn.reference.<module>``) call the same
 validator before any array work, so they accept and reject exactly the same inputs with
 the same messages; the twins import nothing from the hand-ruled modules. Geometry
-(padding, output sizes, conv and pooling settings) lives in :mod:`funcnn._geometry`.
+(padding, output sizes, conv and pooling settings) lives in :mod:`funcnn._ops.geometry`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn._checks import check_array, check_float, check_same_dtype, dtype_of, shape_of
-from funcnn._geometry import conv_geometry
-
-
-#: The names of every registered activation (built-ins first): a live view of
-#: :mod:`funcnn.registry`, where the built-ins are declared like any user's op.
-from funcnn.registry import ACTIVATION_NAMES  # noqa: E402
+from funcnn._ops.checks import check_array, check_float, check_same_dtype, dtype_of, shape_of
+from funcnn._ops.geometry import conv_geometry
 
 
 def _check_x(fn: str, x: Any) -> jax.Array:

@@ -24,7 +24,7 @@ name              forward                          dx                           
 ``"space_to_depth"`` needs stride 1 and dilation 1. ``algorithm="auto"`` (the default of
 :func:`funcnn.conv2d`) picks per sum by shape. On CPU it measures: the first time a shape
 is traced, each sum is timed under every algorithm that computes it on this CPU and the
-fastest is kept, in memory and in a JSON file per CPU model (:mod:`funcnn.conv_autotune`;
+fastest is kept, in memory and in a JSON file per CPU model (:mod:`funcnn._ops.conv_autotune`;
 ``FUNCNN_CONV_AUTOTUNE=0`` turns it off). Without a measurement (turned off, or a call that
 gives no input shape) the CPU uses fixed thresholds (:data:`AUTO_THRESHOLDS`); other
 backends (GPU, TPU) run ``"textbook"``, one vendor convolution per sum.
@@ -92,7 +92,7 @@ def _space_to_depth_applies(strides, dilations) -> bool:
     return tuple(strides) == (1,) * len(strides) and tuple(dilations) == (1,) * len(dilations)
 
 
-#: Set by :mod:`funcnn.conv_autotune`: ``(key) -> (forward, dx, dw)`` or ``None`` (no
+#: Set by :mod:`funcnn._ops.conv_autotune`: ``(key) -> (forward, dx, dw)`` or ``None`` (no
 #: measurement: use the thresholds). ``key`` is :func:`autotune_key`'s.
 AUTOTUNER: list[Any] = [None]
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Union
 
 import numpy as np
 
-from funcnn._checks import as_tuple, check_float, check_ndim, shape_of
+from funcnn._ops.checks import as_tuple, check_float, check_ndim, shape_of
 
 Padding = Union[str, int, Sequence[tuple[int, int]]]
 

@@ -3,7 +3,7 @@
 Each entry pairs a hand-ruled function of :mod:`funcnn.activations` with its twin in
 :mod:`funcnn.reference.activations` and says what the rest of funcnn needs to know: kinks
 (gradcheck samples both sides), learnable params (PReLU's alpha, Swish's beta), the dead and
-saturated regions (diagnostics), the gain (closed forms, :func:`funcnn.initializers.builtin_gain`)
+saturated regions (diagnostics), the gain (closed forms, :func:`funcnn.nn.initializers.builtin_gain`)
 and the layer ``Activation(name)`` builds. Nothing elsewhere keeps a list of activation names.
 """
 
@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import funcnn.activations as _act
 import funcnn.reference.activations as _ref
 from funcnn import layers as _layers
-from funcnn.initializers import builtin_gain
-from funcnn.registry import ActivationOp, ActivationParam, register_activation
+from funcnn.nn.initializers import builtin_gain
+from funcnn._ops.registry import ActivationOp, ActivationParam, register_activation
 
 
 def _off(pre):  # the ReLU family: a unit is off where its input is <= 0

@@ -1,5 +1,5 @@
 """Argument validation of the fan-out / fan-in ops, shared by the hand-ruled ops
-(:mod:`funcnn.combinators`) and their autodiff twins (:mod:`funcnn.reference.combinators`).
+(:mod:`funcnn.nn.combinators`) and their autodiff twins (:mod:`funcnn.reference.combinators`).
 
 Both versions call the same validator before any array work, so they accept and reject the
 same inputs with the same messages; the twins import nothing from the hand-ruled module.
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn._checks import check_array, check_same_dtype, shape_of
+from funcnn._ops.checks import check_array, check_same_dtype, shape_of
 
 
 def check_count(fn: str, name: str, n: Any) -> int:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from funcnn._geometry import PoolGeometry, window_counts
+from funcnn._ops.geometry import PoolGeometry, window_counts
 
 __all__ = ["POOL_ALGORITHMS", "pool_algorithm", "max_pool_taps", "avg_pool_taps"]
 

@@ -1,0 +1,345 @@
+"""Autotune of ``algorithm="auto"`` for convolutions on CPU: measure once per shape, keep it.
+
+Which algorithm of :data:`funcnn.conv.CONV_ALGORITHMS` computes a sum fastest depends on the
+CPU (vector width, caches, cores) as much as on the shape: on one CPU 2x2 blocks win a 3x3
+kernel's forward with 8 input channels, on another the plain XLA convolution does. So on
+CPU, the first time :func:`funcnn.conv2d` / :func:`funcnn.conv1d` is traced for a shape with
+``algorithm="auto"``, each of its three sums (forward, dx, dw) is timed alone under every
+algorithm that computes it, on random arrays of that shape and dtype; the fastest per sum
+is then verified against the fixed thresholds' plan with the three sums run together
+(interleaved rounds, medians) and kept only if it wins by :data:`MIN_GAIN`, else the
+thresholds' plan is kept. The choice is held in memory and in a JSON file per CPU model,
+core count and jax version (:func:`cache_file`), so later runs on the machine reuse it. A measurement costs a few
+compilations (about a second or two per shape for LeNet-sized layers); the choice changes
+the order of additions only, never the maths.
+
+Shapes traced forward only (evaluation programs: :func:`forward_only`) are not measured:
+they reuse a measured choice or take the thresholds'.
+
+Turn it off with ``FUNCNN_CONV_AUTOTUNE=0`` (the test suite does, for reproducible
+programs): ``auto`` then uses the fixed thresholds :data:`funcnn.conv.AUTO_THRESHOLDS`.
+``FUNCNN_CONV_AUTOTUNE_DIR`` moves the cache (default ``$FUNCNN_CACHE/conv-autotune``, else
+``~/.cache/funcnn/conv-autotune``). :func:`tuned` lists what this process measured or loaded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn._ops.conv_algorithms import AUTOTUNER, FORWARD, threshold_parts
+from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
+
+__all__ = ["ENV", "enabled", "disabled", "forward_only", "members", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+
+ENV = "FUNCNN_CONV_AUTOTUNE"
+_log = logging.getLogger("funcnn")
+_lock = threading.RLock()
+_memory: dict[str, tuple[str, str, str]] = {}
+_loaded: dict[str, bool] = {}
+_off_depth = [0]  # > 0 inside ``with disabled():``
+_local = threading.local()  # .forward_only > 0 inside ``with forward_only():`` (per thread)
+
+#: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
+#: (a 3x3 32 -> 32 forward measured ~60x slower than textbook; BENCHMARKS.md), so it is
+#: not even timed.
+MAX_TAP_PRODUCTS = 200
+#: The patch-scatter dx materializes KH*KW*C_in values per output pixel; not timed past this.
+MAX_SCATTER_C_IN = 16
+#: The patch matrix of the "patches" forward and dw holds KH*KW*C_in values per output pixel
+#: (KH*KW copies of the input); not timed past this many.
+MAX_PATCH_K = 1024
+
+
+def enabled() -> bool:
+    """Whether ``auto`` measures on CPU (``FUNCNN_CONV_AUTOTUNE`` unset, or not 0/false/off/no,
+    and not inside :func:`disabled`)."""
+    if _off_depth[0] > 0:
+        return False
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block ``auto`` uses the fixed thresholds and measures nothing (as with
+    ``FUNCNN_CONV_AUTOTUNE=0``); :mod:`funcnn.gradcheck` checks under it, so a check times
+    no algorithm and its ``auto`` rows name the same plan on every machine."""
+    with _lock:
+        _off_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _off_depth[0] -= 1
+
+
+@contextlib.contextmanager
+def forward_only() -> Iterator[None]:
+    """Tracing in this block (this thread) builds convolutions that run forward only, whose
+    backward sums never run: ``auto`` then uses a choice already measured for the shape, else
+    the thresholds', and measures nothing (timing three sums for a shape that runs one is
+    wasted start-up). :func:`funcnn.train.make_eval_fn` traces its model under it, so the
+    evaluation batch shapes of a training run are not timed."""
+    depth = getattr(_local, "forward_only", 0)
+    _local.forward_only = depth + 1
+    try:
+        yield
+    finally:
+        _local.forward_only = depth
+
+
+@contextlib.contextmanager
+def members(n: int) -> Iterator[None]:
+    """Tracing in this block (this thread) builds convolutions that run vmapped over ``n``
+    grid members (the training engine sets it around its vmapped programs): ``auto`` then
+    times the candidates vmapped over ``n`` members, as the program runs them, and keeps the
+    choice under a key of its own. Under vmap the fastest order of additions is not the one
+    alone (an XLA convolution with a member-batched kernel becomes a grouped convolution)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"conv_autotune.members: n must be an int >= 1, got {n!r}")
+    before = getattr(_local, "members", 1)
+    _local.members = n
+    try:
+        yield
+    finally:
+        _local.members = before
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` knows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def cpu_id() -> str:
+    """The CPU model, its core count and the jax version: what a measurement is valid for."""
+    return f"{cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__}"
+
+
+def cache_file() -> Path:
+    """The JSON file holding this CPU's measured choices."""
+    folder = os.environ.get(f"{ENV}_DIR", "")
+    if not folder:
+        base = os.environ.get("FUNCNN_CACHE", "") or os.path.join(os.path.expanduser("~"), ".cache", "funcnn")
+        folder = os.path.join(base, "conv-autotune")
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", cpu_id()).strip("-")
+    return Path(folder) / f"{name}.json"
+
+
+def candidates(part: str, w_shape, strides, dilations) -> tuple[str, ...]:
+    """The algorithms timed for ``part`` ("forward", "input_grad", "kernel_grad")."""
+    kh, kw, c_in, _ = w_shape
+    s2d = all(s == 1 for s in strides) and all(d == 1 for d in dilations)
+    out = ["textbook"]
+    if part == "forward" and kh * kw * c_in <= MAX_TAP_PRODUCTS:
+        out.append("taps")
+    if part == "input_grad" and c_in <= MAX_SCATTER_C_IN:
+        out.append("taps")
+    if part in ("forward", "kernel_grad") and kh * kw * c_in <= MAX_PATCH_K:
+        out.append("patches")
+    if s2d:
+        out.append("space_to_depth")
+    return tuple(out)
+
+
+def _time_call(fn: Callable[..., Any], args: tuple, reps: int = 3) -> float:
+    """Seconds of one call of the jitted ``fn`` (compiled first): the best of ``reps``."""
+    jax.block_until_ready(fn(*args))
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Random ``x``, ``w`` and error map ``g`` of one convolution's shapes (made once per
+    shape); with ``n > 1`` stacked for ``n`` members (a leading member axis)."""
+    rng = np.random.default_rng(0)
+    lead = (n,) if n > 1 else ()
+    x = jnp.asarray(rng.standard_normal(lead + tuple(x_shape)), dtype)
+    w = jnp.asarray(rng.standard_normal(lead + tuple(w_shape)) / math.sqrt(math.prod(w_shape[:3])), dtype)
+    y_shape = jax.eval_shape(lambda x, w: FORWARD["textbook"](x, w, strides, pads, dilations, None),
+                             jax.ShapeDtypeStruct(tuple(x_shape), dtype), jax.ShapeDtypeStruct(tuple(w_shape), dtype)).shape
+    return x, w, jnp.asarray(rng.standard_normal(lead + tuple(y_shape)), dtype)
+
+
+def _jit(f: Callable[..., Any], x: jax.Array) -> Callable[..., Any]:
+    """``jax.jit(f)``, vmapped over the member axis when the inputs have one (NHWC + 1)."""
+    return jax.jit(jax.vmap(f) if x.ndim == 5 else f)
+
+
+def _time_candidate(part, name, inputs, strides, pads, dilations) -> float:
+    """Seconds of one sum (``part``) by the algorithm ``name`` on ``inputs = (x, w, g)``
+    (vmapped when they carry a member axis)."""
+    x, w, g = inputs
+    in_sizes, k_sizes = x.shape[-3:-1], w.shape[-4:-2]
+    if part == "forward":
+        f = _jit(lambda x, w: FORWARD[name](x, w, strides, pads, dilations, None), x)
+        return _time_call(f, (x, w))
+    if part == "input_grad":
+        f = _jit(lambda g, w: INPUT_GRAD[name](g, w, in_sizes, strides, pads, dilations, None), x)
+        return _time_call(f, (g, w))
+    f = _jit(lambda x, g: KERNEL_GRAD[name](x, g, k_sizes, strides, pads, dilations, None), x)
+    return _time_call(f, (x, g))
+
+
+#: The timer :func:`measure` uses: ``(part, name, (x, w, g), strides, pads, dilations) ->
+#: seconds``. Replaceable (tests inject a fake one).
+TIMER: Callable[..., float] = _time_candidate
+
+
+def _time_plan(parts, inputs, strides, pads, dilations, reps: int = 3) -> float:
+    """Seconds of the three sums of one convolution (forward, dx, dw) run together, as a
+    training step runs them, under the algorithms ``parts``: the best of ``reps``."""
+    x, w, g = inputs
+    fwd, dx, dw = parts
+    in_sizes, k_sizes = x.shape[-3:-1], w.shape[-4:-2]
+
+    def step(x, w, g):
+        return (FORWARD[fwd](x, w, strides, pads, dilations, None),
+                INPUT_GRAD[dx](g, w, in_sizes, strides, pads, dilations, None),
+                KERNEL_GRAD[dw](x, g, k_sizes, strides, pads, dilations, None))
+
+    return _time_call(_jit(step, x), (x, w, g), reps)
+
+
+#: The timer of a whole plan: ``(parts, (x, w, g), strides, pads, dilations) -> seconds``.
+#: Replaceable (tests inject a fake one).
+PLAN_TIMER: Callable[..., float] = _time_plan
+#: A measured plan replaces the thresholds' only when the three sums run together are at
+#: least this much faster (a choice within the noise is not worth a program that differs).
+MIN_GAIN = 0.05
+#: Rounds of the thresholds' plan against the measured one, interleaved (A B A B ...); the
+#: medians decide, so one slow round (another process, a frequency change) does not.
+VERIFY_ROUNDS = 3
+
+
+def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tuple[tuple[str, str, str], dict[str, Any]]:
+    """Time every candidate of each sum, then verify the fastest per sum against the fixed
+    thresholds' plan with the three sums run together: the measured plan is kept only when
+    it wins by :data:`MIN_GAIN` in the median of :data:`VERIFY_ROUNDS` interleaved rounds.
+    A sum timed alone can mispredict the step (caches, fusion, the other sums' layouts), and
+    a choice that loses to the thresholds is never returned (so never cached).
+
+    Returns ``(plan, times)``: ``times`` has each sum's candidates and, when the plans
+    differed, ``"verify"`` with both plans' median seconds and which one was kept. ``n > 1``:
+    every timing runs vmapped over ``n`` members (see :func:`members`).
+    """
+    inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n)
+    times: dict[str, Any] = {}
+    best = []
+    for part in ("forward", "input_grad", "kernel_grad"):
+        times[part] = {
+            name: TIMER(part, name, inputs, strides, pads, dilations)
+            for name in candidates(part, w_shape, strides, dilations)
+        }
+        best.append(min(times[part], key=times[part].get))
+    measured = (best[0], best[1], best[2])
+    base = threshold_parts(w_shape, strides, dilations)
+    if measured == base:
+        return measured, times
+    a, b = [], []
+    for _ in range(VERIFY_ROUNDS):
+        a.append(PLAN_TIMER(base, inputs, strides, pads, dilations))
+        b.append(PLAN_TIMER(measured, inputs, strides, pads, dilations))
+    t_base, t_measured = float(np.median(a)), float(np.median(b))
+    keep = measured if t_measured < (1.0 - MIN_GAIN) * t_base else base
+    times["verify"] = {"thresholds": list(base), "thresholds_s": t_base, "measured": list(measured),
+                       "measured_s": t_measured, "kept": list(keep)}
+    return keep, times
+
+
+def _algorithms() -> dict[str, list[str]]:
+    """The algorithms each sum could be measured under: a cache written with others is stale."""
+    return {"forward": sorted(FORWARD), "input_grad": sorted(INPUT_GRAD), "kernel_grad": sorted(KERNEL_GRAD)}
+
+
+def _load(path: Path) -> None:
+    if _loaded.get(str(path)):
+        return
+    _loaded[str(path)] = True
+    try:
+        data = json.loads(path.read_text())
+        if data.get("algorithms") != _algorithms():
+            return  # measured before an algorithm was added (or removed): measure again
+        for key, parts in data.get("choices", {}).items():
+            if isinstance(parts, list) and len(parts) == 3:
+                _memory.setdefault(key, tuple(parts))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, AttributeError) as e:  # damaged: measure again, rewrite it
+        _log.warning("funcnn._ops.conv_autotune: ignoring unreadable cache %s (%s)", path, e)
+
+
+def _save(path: Path) -> None:
+    """Write every known choice (atomically: a temporary file renamed over the old one)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"cpu": cpu_id(), "algorithms": _algorithms(),
+                   "choices": {k: list(v) for k, v in sorted(_memory.items())}}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home: keep the choices for this process only
+        _log.warning("funcnn._ops.conv_autotune: cannot write %s (%s); choices kept in memory", path, e)
+
+
+def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
+    """The autotuner :func:`funcnn.conv.conv_algorithm` calls for ``auto`` on CPU."""
+    if not enabled():
+        return None
+    with _lock:
+        path = cache_file()
+        _load(path)
+        n = getattr(_local, "members", 1)
+        if n > 1:
+            key = f"{key} m{n}"
+        if getattr(_local, "forward_only", 0):
+            return _memory.get(key)  # None: the thresholds
+        if key not in _memory:
+            _log.info("funcnn._ops.conv_autotune: timing the algorithms of %s (once per CPU; %s)", key, path)
+            # The op is usually being traced (under jax.jit, grad, vmap): in this thread every
+            # jitted call would be staged into that trace instead of running. JAX's trace
+            # state is per thread, so the measurement runs in a thread of its own.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                _memory[key], _ = pool.submit(measure, x_shape, w_shape, strides, pads, dilations, dtype, n).result()
+            _save(path)
+        return _memory[key]
+
+
+def tuned() -> dict[str, tuple[str, str, str]]:
+    """The choices this process knows: shape key -> (forward, dx, dw) algorithm."""
+    with _lock:
+        return dict(_memory)
+
+
+def clear() -> None:
+    """Forget the choices held in memory (the cache file stays)."""
+    with _lock:
+        _memory.clear()
+        _loaded.clear()
+
+
+AUTOTUNER[0] = _tune

@@ -1,0 +1,92 @@
+"""What a member carries through training (params, optimizer state, keys, its alive flag)
+and how every member's carry starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn.train.engine.programs import cached, remember
+
+DIVERGENCE_REASONS = {1: "loss became nan", 2: "loss became inf", 3: "gradient norm became non-finite"}
+
+
+def divergence_message(code: int, step: int) -> str | None:
+    """``"loss became nan at step 37"`` (steps count from 0), or None if not diverged."""
+    if step < 0 or code == 0:
+        return None
+    return f"{DIVERGENCE_REASONS.get(int(code), 'diverged')} at step {int(step)}"
+
+
+def member_keys(seed: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(init_key, data_key, train_key)`` of a member with this seed (raw uint32 keys)."""
+    root = jax.random.PRNGKey(seed)
+    k = jax.random.split(root, 3)
+    return k[0], k[1], k[2]
+
+
+_member_keys_jit = jax.jit(member_keys)
+
+
+def make_carry(params: Any, state: Any, opt_state: Any, data_key: jax.Array, train_key: jax.Array) -> dict[str, Any]:
+    """A member's carry: everything that evolves during training (and is checkpointed)."""
+    return {
+        "params": params,
+        "opt_state": opt_state,
+        "state": state,
+        "key": train_key,
+        "data_key": data_key,
+        "alive": jnp.asarray(True),
+        "diverged_step": jnp.asarray(-1, jnp.int32),
+        "diverged_code": jnp.asarray(0, jnp.int32),
+    }
+
+
+def init_carry(
+    cache_key: Any,
+    spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]],
+    *,
+    hps: Sequence[Any],
+    seeds: Sequence[int],
+    in_shape: tuple[int, ...],
+    batched: bool,
+) -> dict[str, Any]:
+    """The starting carry of every member (stacked on a member axis when ``batched``).
+
+    One jitted init program per group (``spec_fn(hp)`` traced, so batched values arrive
+    as scalars), called once per member; the keys come from :func:`member_keys`. Raises
+    jax's tracer errors when the model's init needs concrete batched values.
+    """
+    key = None if cache_key is None else ("init", cache_key, tuple(in_shape), bool(jax.config.jax_enable_x64))
+    fn = cached(key)
+    if fn is None:
+
+        def member_init(hp, init_key, data_key, train_key):
+            model, _, optimizer, init = spec_fn(hp)
+            if init is not None:
+                params, state = init(init_key, in_shape)
+            else:
+                _, params, state = model.init(init_key, in_shape)
+            return make_carry(params, state, optimizer.init(params), data_key, train_key)
+
+        fn = remember(key, jax.jit(member_init))
+    carries = [fn(hp, *_member_keys_jit(int(seed))) for hp, seed in zip(hps, seeds)]
+    if not batched:
+        return carries[0]
+    return stack_trees(carries)
+
+
+def stack_trees(trees: Sequence[Any]) -> Any:
+    """Stack pytrees on a new leading axis (on the host: no compilation per leaf)."""
+    host = jax.device_get(list(trees))
+    return jax.tree.map(lambda *a: jax.device_put(np.stack(a)), *host)
+
+
+def unstack_tree(tree: Any, m: int) -> Any:
+    """Member ``m`` of a stacked pytree (sliced on the host)."""
+    return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
+

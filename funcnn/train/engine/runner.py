@@ -1,0 +1,448 @@
+"""The :class:`Engine` that trains one group, and the loop that runs engines with evaluation,
+checkpoints, resume, a progress bar and Ctrl-C."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn.train import parallel
+from funcnn.train.engine.carry import divergence_message
+from funcnn.train.engine.plan import metric_dtype
+from funcnn.train.engine.programs import EngineConfig, compiled_programs
+from funcnn.train.step import STEP_METRICS
+
+
+
+def _json_value(v: np.ndarray) -> Any:
+    v = np.asarray(v)
+    if v.ndim == 0:
+        f = v.item()
+        if isinstance(f, float) and not math.isfinite(f):
+            return None
+        return f
+    if v.size <= 256:
+        return [_json_value(e) for e in v]
+    return None
+
+
+class Engine:
+    """Trains one group of members (see :mod:`funcnn.train.engine`) as ``config`` says."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]],
+        config: EngineConfig,
+        hp: Any,
+        carry0: dict[str, Any],
+        n_members: int,
+        train: tuple[jax.Array, jax.Array],
+        test: tuple[jax.Array, jax.Array] | None,
+        configs: Sequence[Mapping[str, Any]],
+        member_ids: Sequence[int],
+        cache_key: Any = None,
+    ) -> None:
+        self.name = name
+        self.spec_fn = spec_fn
+        self.config = config
+        self.mesh = mesh = config.mesh
+        self.batched = batched = config.batched
+        self.M = n_members
+        # On a mesh, a group is padded to a multiple of the "grid" axis (M_dev members on
+        # device; the padding copies member 0 and is dropped from results/checkpoints).
+        g = parallel.axis_size(mesh, parallel.GRID) if batched else 1
+        self.M_dev = -(-n_members // g) * g
+        if mesh is not None:
+            self._carry_sh = parallel.members_sharding(mesh) if batched else parallel.replicated(mesh)
+            hp = parallel.put(self._pad(hp), self._carry_sh)
+            carry0 = self._place_carry(carry0)
+            train = self._place_data(train)
+            test = self._place_data(test) if test is not None else None
+        self.hp = hp
+        self.carry = carry0
+        self._unpad = None
+        self.x, self.y = train
+        self.plan = plan = config.plan
+        self.configs = list(configs)
+        self.member_ids = list(member_ids)
+        self.datasets = {}
+        if config.eval_train:
+            self.datasets["train"] = train
+        if test is not None:
+            self.datasets["test"] = test
+        self._mdt = metric_dtype()
+        self.programs = compiled_programs(cache_key, spec_fn, config)
+        self.compile_seconds = 0.0
+        self.compilations = 0
+        self._traces0 = self.programs.counter.traces
+        self._chunk = self.programs.chunk
+        self._evaluate = self.programs.evaluate
+        evaluate = self.programs.evaluate_raw
+
+        # History buffers, member axis first.
+        T = plan.total_steps
+        self.step_hist = {m: np.full((self.M, T), np.nan, self._mdt) for m in STEP_METRICS}
+        shapes = jax.eval_shape(evaluate, self.carry["params"], self.carry["state"], hp, self.datasets)
+        E = len(plan.eval_steps)
+        self.eval_hist = {}
+        for k, sd in shapes.items():
+            shp = tuple(sd.shape[1:]) if batched else tuple(sd.shape)
+            self.eval_hist[k] = np.full((self.M, E, *shp), np.nan, self._mdt)
+        self.eval_done = np.zeros((E,), bool)
+        self.step = 0
+
+    @property
+    def traces(self) -> int:
+        """How many times this engine's train chunk was traced (= compiled)."""
+        return self.programs.counter.traces - self._traces0
+
+    # ------------------------------------------------------------------ devices
+    def _pad(self, tree: Any) -> Any:
+        """Host copy of a member-stacked tree padded to ``M_dev`` members (or the tree)."""
+        if self.M_dev == self.M:
+            return tree
+
+        def pad(a: Any) -> np.ndarray:
+            a = parallel.to_host(a)
+            return np.concatenate([a, np.repeat(a[:1], self.M_dev - self.M, axis=0)])
+
+        return jax.tree.map(pad, tree)
+
+    def _place_carry(self, carry: Any) -> Any:
+        return parallel.put(self._pad(carry), self._carry_sh)
+
+    def _place_data(self, data: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        """Keep arrays laid out on this mesh or spread over processes; replicate the rest."""
+
+        def place(a: jax.Array) -> jax.Array:
+            s = getattr(a, "sharding", None)
+            if not a.is_fully_addressable or (isinstance(s, jax.sharding.NamedSharding) and s.mesh == self.mesh):
+                return a
+            return parallel.put(a, parallel.replicated(self.mesh))
+
+        return place(data[0]), place(data[1])
+
+    def _members(self, a: Any) -> np.ndarray:
+        """Host value of a member-axis array, padding dropped."""
+        if self.mesh is None:
+            return np.asarray(a)
+        a = parallel.to_host(a)
+        return a[: self.M] if self.batched else a.reshape(1, *a.shape)
+
+    def member_trees(self) -> tuple[Any, Any]:
+        """Host ``(params, state)`` stacked over the group's members (padding dropped)."""
+        if self.mesh is None:
+            return jax.device_get((self.carry["params"], self.carry["state"]))
+        return jax.tree.map(self._members, (self.carry["params"], self.carry["state"]))
+
+    # ------------------------------------------------------------------ host helpers
+    def alive(self) -> np.ndarray:
+        return self._members(self.carry["alive"]).reshape(self.M)
+
+    def diverged(self) -> list[str | None]:
+        steps = self._members(self.carry["diverged_step"]).reshape(self.M)
+        codes = self._members(self.carry["diverged_code"]).reshape(self.M)
+        return [divergence_message(c, s) for c, s in zip(codes, steps)]
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_tree(self) -> dict[str, Any]:
+        carry = self.carry
+        if self.M_dev != self.M:  # save the real members only: restorable on any mesh
+            if self._unpad is None:
+                M, rep = self.M, parallel.replicated(self.mesh)
+                self._unpad = jax.jit(lambda t: jax.tree.map(lambda a: a[:M], t), out_shardings=rep)
+            carry = self._unpad(carry)
+        return {
+            "carry": carry,
+            "step_hist": self.step_hist,
+            "eval_hist": self.eval_hist,
+            "eval_done": self.eval_done,
+            "step": np.asarray(self.step, np.int64),
+        }
+
+    def load_checkpoint_tree(self, tree: dict[str, Any]) -> None:
+        if self.mesh is None:
+            self.carry = jax.tree.map(jnp.asarray, tree["carry"])
+        else:
+            self.carry = self._place_carry(tree["carry"])
+        self.step_hist = {k: np.array(v) for k, v in tree["step_hist"].items()}
+        self.eval_hist = {k: np.array(v) for k, v in tree["eval_hist"].items()}
+        self.eval_done = np.array(tree["eval_done"], bool)
+        self.step = int(tree["step"])
+
+    # ------------------------------------------------------------------ compiling
+    def compile(self) -> None:
+        """Compile the train chunk and the evaluation ahead of time (once per program and input
+        types, cached with the programs); later calls run the compiled executables.
+
+        Safe to call from a background thread while another engine trains. Engines on a
+        mesh keep ``jax.jit``'s own dispatch (their inputs carry shardings).
+        """
+        if self.mesh is not None:
+            return
+        t0 = time.perf_counter()
+        chunk_args = (self.carry, self.hp, self.plan.steps_per_call, self.step, self.x, self.y)
+        eval_args = (self.carry["params"], self.carry["state"], self.hp, self.datasets)
+        chunk, new_c = self.programs.aot("chunk", self.programs.chunk, chunk_args)
+        evaluate, new_e = self.programs.aot("evaluate", self.programs.evaluate, eval_args)
+        self._chunk, self._evaluate = chunk, evaluate
+        self.compilations += new_c + new_e
+        if new_c or new_e:
+            self.compile_seconds += time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ running
+    def run_chunk(self) -> int:
+        """Run steps up to the next boundary (at most ``steps_per_call``); returns how many."""
+        nxt = min(b for b in self.plan.boundaries() if b > self.step)
+        n = min(self.plan.steps_per_call, nxt - self.step)
+        carry, buf = self._chunk(self.carry, self.hp, n, self.step, self.x, self.y)
+        if self.mesh is not None:
+            # One partitioned program in flight at a time (see the module docstring).
+            carry = jax.block_until_ready(carry)
+        buf = jax.device_get(buf)
+        for k, v in buf.items():
+            v = np.asarray(v).reshape(self.M_dev, -1)[: self.M]
+            self.step_hist[k][:, self.step : self.step + n] = v[:, :n]
+        self.carry, self.step = carry, self.step + n
+        return n
+
+    def pending_eval(self) -> int | None:
+        """Index of the eval due at the current step and not done yet, else None."""
+        try:
+            i = self.plan.eval_steps.index(self.step)
+        except ValueError:
+            return None
+        return None if self.eval_done[i] else i
+
+    def run_eval(self, i: int) -> list[dict[str, Any]]:
+        """Evaluate now (eval slot ``i``); returns one JSON-able record per member."""
+        out = jax.device_get(
+            self._evaluate(self.carry["params"], self.carry["state"], self.hp, self.datasets)
+        )
+        alive = self.alive()
+        for k, v in out.items():
+            v = np.asarray(v)
+            if not self.batched:
+                v = v[None]
+            v = np.array(v[: self.M], dtype=np.result_type(v.dtype, np.float32))
+            # A diverged member's params are frozen at its last finite step: evaluating them
+            # would report numbers of a model that is no longer training. Its metrics are NaN.
+            v[~alive] = np.nan
+            self.eval_hist[k][:, i] = v
+        self.eval_done[i] = True
+        spe = self.plan.steps_per_epoch
+        records = []
+        for m in range(self.M):
+            rec = {
+                "group": self.name,
+                "member": self.member_ids[m],
+                "config": dict(self.configs[m]),
+                "step": self.step,
+                "epoch": self.step / spe,
+                "alive": bool(alive[m]),
+            }
+            # The mean training-batch loss since the previous evaluation.
+            window = self.step_hist["loss"][m, self.plan.eval_steps[i - 1] if i > 0 else 0 : self.step]
+            if window.size and np.isfinite(window).any():
+                rec["train_loss_running"] = _json_value(np.nanmean(window))
+            for k in self.eval_hist:
+                rec[k] = _json_value(self.eval_hist[k][m, i])
+            records.append(rec)
+        return records
+
+    def done(self) -> bool:
+        return self.step >= self.plan.total_steps or not self.alive().any()
+
+    def status(self) -> dict[str, Any]:
+        """Numbers for the progress bar: the last batch loss and test metric (means over
+        the members still alive) and, for groups, how many members are alive."""
+        info: dict[str, Any] = {}
+        if self.step > 0:
+            last = self.step_hist["loss"][:, self.step - 1]
+            if np.isfinite(last).any():
+                info["loss"] = f"{np.nanmean(last):.4g}"
+        done = np.flatnonzero(self.eval_done)
+        if done.size:
+            for k in ("test_accuracy", "test_loss"):
+                if k in self.eval_hist:
+                    v = self.eval_hist[k][:, done[-1]]
+                    if np.isfinite(v).any():
+                        info[k] = f"{np.nanmean(v):.4g}"
+                    break
+        if self.M > 1:
+            info["alive"] = f"{int(self.alive().sum())}/{self.M}"
+        return info
+
+
+def run_engines(
+    engines: Sequence[Engine],
+    *,
+    checkpoint_dirs: Sequence[str | os.PathLike[str]] | None,
+    keep_checkpoints: int,
+    **settings: Any,
+) -> tuple[bool, float]:
+    """:func:`_run_engines` (``resume``, ``run_dir``, ``progress``, ``callback``, ``desc``) with
+    a :class:`~funcnn.train.checkpoint.Checkpointer` per engine in ``checkpoint_dirs`` (None:
+    no checkpoints), each keeping ``keep_checkpoints``, closed on the way out."""
+    ckpts: list[Any] = []
+    try:
+        if checkpoint_dirs is not None:
+            from funcnn.train.checkpoint import Checkpointer
+
+            for d in checkpoint_dirs:
+                ckpts.append(Checkpointer(d, max_to_keep=keep_checkpoints))
+        return _run_engines(engines, checkpointers=ckpts or None, **settings)
+    finally:
+        for ck in ckpts:
+            ck.close()
+
+
+def _run_engines(
+    engines: Sequence[Engine],
+    *,
+    checkpointers: Sequence[Any] | None,
+    resume: bool,
+    run_dir: Any,
+    progress: bool,
+    callback: Callable[[dict[str, Any]], None] | None,
+    desc: str,
+    stop: Any = None,
+) -> tuple[bool, float]:
+    """Run engines one after the other; returns ``(interrupted, seconds)``.
+
+    Handles resume from the latest checkpoint, evaluation and checkpoint boundaries,
+    metrics.jsonl appends (flushed before every checkpoint), the progress bar, and
+    KeyboardInterrupt: the finished work is checkpointed and kept, and the function
+    returns ``interrupted=True`` instead of raising. ``stop`` (a :class:`threading.Event`,
+    for runs in a worker thread, where no KeyboardInterrupt arrives) set between two chunks
+    stops the same way.
+    """
+    t0 = time.perf_counter()
+    primary = jax.process_count() == 1 or jax.process_index() == 0  # one metrics writer
+    meta_common = {"desc": desc}
+    ckpts = list(checkpointers) if checkpointers is not None else [None] * len(engines)
+
+    # Resume: restore every engine first so the progress bar starts where it left off.
+    for eng, ck in zip(engines, ckpts):
+        if ck is None or not resume:
+            continue
+        found = ck.restore_newest(eng.checkpoint_tree())
+        if found is None:
+            # Nothing saved for this group: it starts over, and so do its metrics records.
+            if run_dir is not None and primary:
+                run_dir.truncate_metrics(lambda r, e=eng: r.get("group") == e.name)
+            continue
+        _, tree, _ = found
+        eng.load_checkpoint_tree(tree)
+        if run_dir is not None and primary:
+            run_dir.truncate_metrics(lambda r, e=eng: r.get("group") == e.name and r.get("step", 0) > e.step)
+
+    total = sum(e.plan.total_steps for e in engines)
+    initial = sum(e.step for e in engines)
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is an optional dependency: no bar without it
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+    pending: list[dict[str, Any]] = []
+
+
+    def flush() -> None:
+        if run_dir is not None and pending and primary:
+            run_dir.append_metrics(pending)
+        pending.clear()
+
+    def save(eng: Engine, ck: Any) -> None:
+        flush()
+        if ck is not None and ck.latest_step() != eng.step:
+            ck.save(eng.step, eng.checkpoint_tree(), {**meta_common, "group": eng.name, "step": eng.step})
+
+    interrupted = False
+    current: tuple[Engine, Any] | None = None
+    ahead = CompileAhead(engines)
+    try:
+        for j, (eng, ck) in enumerate(zip(engines, ckpts)):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt  # the engines from here on never start
+            current = (eng, ck)
+            ahead.wait(j)  # this engine's programs are compiled; the next one's start compiling
+            if bar is not None:
+                bar.set_description(f"{desc} {eng.name}" if len(engines) > 1 else desc)
+            while True:
+                i = eng.pending_eval()
+                if i is not None:
+                    pending.extend(eng.run_eval(i))
+                if eng.step in eng.plan.checkpoint_steps or (eng.done() and eng.step > 0):
+                    save(eng, ck)
+                if eng.done():
+                    break
+                if stop is not None and stop.is_set():
+                    raise KeyboardInterrupt
+                n = eng.run_chunk()
+                if bar is not None:
+                    bar.update(n)
+                    bar.set_postfix(eng.status(), refresh=False)
+                if callback is not None:
+                    callback({"group": eng.name, "step": eng.step, "status": eng.status()})
+            if bar is not None and eng.step < eng.plan.total_steps:
+                bar.update(eng.plan.total_steps - eng.step)  # stopped early (all diverged)
+            flush()
+    except KeyboardInterrupt:
+        interrupted = True
+        if current is not None:
+            eng, ck = current
+            save(eng, ck)
+        flush()
+    finally:
+        ahead.close()
+        if bar is not None:
+            bar.close()
+    return interrupted, time.perf_counter() - t0
+
+
+class CompileAhead:
+    """Compiles ``engines[j + 1]`` in a background thread while ``engines[j]`` trains.
+
+    XLA compiles outside the GIL, so on a machine with spare cores the next program is
+    ready when the current one finishes; on a busy one the two share the cores.
+    """
+
+    def __init__(self, engines: Sequence[Any]) -> None:
+        self.engines = list(engines)
+        self.futures: dict[int, Any] = {}
+        self.pool = None
+
+    def _submit(self, j: int) -> None:
+        if j >= len(self.engines) or j in self.futures:
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funcnn-compile")
+        self.futures[j] = self.pool.submit(self.engines[j].compile)
+
+    def wait(self, j: int) -> None:
+        """Block until engine ``j`` is compiled (compiling it here if nobody started), then
+        start compiling engine ``j + 1``."""
+        if j in self.futures:
+            self.futures.pop(j).result()
+        else:
+            self.engines[j].compile()
+        self._submit(j + 1)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
