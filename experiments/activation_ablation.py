@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -92,6 +91,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import band, nanmean, pyplot
+from funcnn.study.report import Clock, Report
 
 EXPERIMENT = "activation_ablation"
 #: The default grid: every built-in hidden-layer (elementwise) activation of funcnn. What
@@ -814,12 +814,12 @@ RULES_NOT_RUN = ("Not run: the run was interrupted before both rules had trained
                  "so there is nothing to compare.")
 
 
-def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, str]], costs: list[dict[str, Any]],
-                steps: dict[str, float] | None, rule_rows: list[dict[str, Any]], interrupted: bool,
-                stopped: str = "") -> list[str]:
+def findings_of(cfg: Config, o: Outcome) -> list[str]:
+    """The findings, each sentence computed from the numbers of ``o``."""
+    rows, parts, costs, steps, rule_rows = o.rows, o.parts, o.costs, o.steps, o.rule_rows
     out = []
-    if interrupted:
-        out.append((stopped or "The run was interrupted.") + " Members are reported as they stood when it stopped.")
+    if o.interrupted:
+        out.append((o.stopped or "The run was interrupted.") + " Members are reported as they stood when it stopped.")
     out.append(f"softmax and log_softmax are output nonlinearities (they normalize a whole row into a distribution, "
                f"used with the loss), not hidden-layer units, so they are not part of this ablation; the "
                f"{len(cfg.activations)} activations compared are: {', '.join(cfg.activations)}.")
@@ -939,18 +939,34 @@ def findings_of(cfg: Config, rows: list[dict[str, Any]], parts: list[tuple[str, 
 # --------------------------------------------------------------------------------------
 
 
-@experiment_main(EXPERIMENT)
-def main(argv: list[str] | None = None) -> int:
-    cfg = resolve_defaults(apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE))
-    validate(cfg, EXPERIMENT, check_config)
-    t0, c0 = time.perf_counter(), time.process_time()
-    run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(hidden_activations()),
-                                           "excluded_output_nonlinearities": list(output_nonlinearities())})
-    data = {ds: load(ds) for ds in cfg.datasets}
+@dataclasses.dataclass
+class Outcome:
+    """What a run measured, in the order the script measures it (trained, then timed)."""
+
+    configs: list[dict[str, Any]]
+    results: dict[tuple[str, str], GridResult]
+    workers: int
+    mesh: Any
+    train_s: float
+    rows: list[dict[str, Any]]
+    rule_rows: list[dict[str, Any]]
+    interrupted: bool
+    stopped: str = ""  # the note on an early stop ("" for a finished run)
+    suffix: str = ""  # appended to the title on an early stop
+    costs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    steps: dict[str, float] | None = None
+
+    @property
+    def parts(self) -> list[tuple[str, str]]:
+        return list(self.results)
+
+
+def train(cfg: Config, run: Any, data: Mapping[str, Any], clock: Clock) -> Outcome:
+    """Train the grid and summarize its members over seeds (an interrupted run: the members
+    that trained, with a note naming where each group stopped)."""
     configs = grid_configs(cfg)
     print(f"{EXPERIMENT}: {len(configs)} members ({len(cfg.activations)} activations x archs {list(cfg.archs)} x "
           f"datasets {list(cfg.datasets)} x lrs x {len(cfg.seeds)} seeds) -> {run.path}", flush=True)
-
     mesh = cfg.device_mesh()
     results, interrupted, workers = train_grid(configs, cfg, data, run=run, mesh=mesh)
     stopped = suffix = ""
@@ -968,104 +984,128 @@ def main(argv: list[str] | None = None) -> int:
         # members whose group had not started are left out (the note names their groups)
         results = {k: dataclasses.replace(r, members=[m for m in r.members if m.step > 0])
                    for k, r in results.items()}
-    t_train = time.perf_counter() - t0
-
-    parts = [p for p in results]
-    records = [member_record(m) for res in results.values() for m in res.members]
-    rows = summarize(records)
+    rows = summarize([member_record(m) for res in results.values() for m in res.members])
     for r in rows:  # blank the fractions that do not apply to an activation
         for k, fam in (("dead", RELU_FAMILY), ("inactive", RELU_FAMILY), ("saturated", SATURATING)):
             if r["activation"] not in fam:
                 r[f"{k}_mean"] = r[f"{k}_std"] = None
-    rule_rows = rule_comparison(results, cfg) if cfg.compare_rules else []
+    return Outcome(configs=configs, results=results, workers=workers, mesh=mesh, train_s=clock.wall, rows=rows,
+                   rule_rows=rule_comparison(results, cfg) if cfg.compare_rules else [], interrupted=interrupted,
+                   stopped=stopped, suffix=suffix)
 
-    costs: list[dict[str, Any]] = []
-    steps: dict[str, float] | None = None
-    if not interrupted:
-        try:
-            costs = activation_costs(list(cfg.activations), tuple(cfg.timing_shape), cfg.timing_rounds)
-            if cfg.compare_rules and cfg.compare_arch in cfg.archs:
-                steps = step_costs(cfg, data[cfg.datasets[0]], cfg.compare_arch, cfg.compare_activation,
+
+def time_ops(cfg: Config, out: Outcome, run: Any, data: Mapping[str, Any]) -> None:
+    """The activations' op costs and the hand/autodiff step times (only after a finished training)."""
+    if out.interrupted:
+        return
+    try:
+        out.costs = activation_costs(list(cfg.activations), tuple(cfg.timing_shape), cfg.timing_rounds)
+        if cfg.compare_rules and cfg.compare_arch in cfg.archs:
+            out.steps = step_costs(cfg, data[cfg.datasets[0]], cfg.compare_arch, cfg.compare_activation,
                                    cfg.timing_rounds)
-        except KeyboardInterrupt:
-            interrupted = True
-            stopped = f"Interrupted: {run.stop_reason} during the timing, after every member had trained; no timing."
-            suffix = " (interrupted during the timing)"
-            print(f"{EXPERIMENT}: {run.stop_reason} during timing; skipping it", file=sys.stderr)
+    except KeyboardInterrupt:
+        out.interrupted = True
+        out.stopped = f"Interrupted: {run.stop_reason} during the timing, after every member had trained; no timing."
+        out.suffix = " (interrupted during the timing)"
+        print(f"{EXPERIMENT}: {run.stop_reason} during timing; skipping it", file=sys.stderr)
 
-    # ---------------------------------------------------------------- tables and findings
-    findings = findings_of(cfg, rows, parts, costs, steps, rule_rows, interrupted, stopped)
-    main_cols = ["dataset", "arch", "activation", "lr", "n", "n_diverged", "step", "test_accuracy_mean", "test_accuracy_std",
-                 "test_loss_mean", "test_loss_std", "train_loss_mean", "train_loss_std", "dead_mean", "dead_std",
-                 "saturated_mean", "saturated_std", "silent_mean", "silent_std"]
-    main_rows = [r for r in rows if r["rule"] == cfg.rule and r["lr"] == base_lr(cfg, r["arch"])]
-    high_rows = [r for r in rows if r["rule"] == cfg.rule and r["lr"] != base_lr(cfg, r["arch"])]
-    md = ([f"**{stopped}**", ""] if stopped else []) + [f"Rule: {cfg.rule}. Adam on softmax cross-entropy; MLP (hidden widths {list(cfg.mlp_widths)}): "
-          f"lr {cfg.mlp_lr:g}, batch {cfg.mlp_batch}, {cfg.mlp_steps} steps; CNN: lr {cfg.cnn_lr:g}, batch "
-          f"{cfg.cnn_batch}, {cfg.cnn_steps} steps; {len(cfg.seeds)} seeds (mean ± std). "
-          f"dead/saturated/silent: fractions at the end of training on a fixed batch of {cfg.probe_size} training "
-          f"examples, averaged over hidden layers (dead: ReLU family only; saturated: logistic, tanh, hard_*; "
-          f"empty = not applicable). train_loss: mean batch loss over the last epoch.", ""]
-    if high_rows:
-        md += ["## High learning rate (dying ReLU)", "",
-               markdown_table([r for r in rows if r["rule"] == cfg.rule and r["arch"] in cfg.high_lr_archs
-                               and r["dataset"] == cfg.datasets[0]],
-                              ["arch", "activation", "lr", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std",
-                               "dead_mean", "dead_std", "inactive_mean", "inactive_std", "silent_mean", "silent_std"]), ""]
-    if costs:
-        md += [f"## Forward+backward cost per activation ({cfg.timing_shape[0]}x{cfg.timing_shape[1]} float32, median "
-               f"of {cfg.timing_rounds} interleaved rounds)", "",
-               markdown_table(costs, ["activation", "hand_us", "hand_vs_relu", "autodiff_us", "autodiff_vs_relu",
-                                      "hand_vs_autodiff"]), ""]
-    if rule_rows:
-        md += [f"## Hand rule vs autodiff ({cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation})", "",
-               markdown_table(rule_rows), ""]
-        if steps:
-            md += [markdown_table([{"rule": r, "ms_per_step": steps[f"{r}_ms_per_step"]} for r in RULES]), ""]
-    elif cfg.compare_rules:
-        md += [f"## Hand rule vs autodiff ({cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation})", "",
-               RULES_NOT_RUN, ""]
-    md += ["## Findings", "", *[f"- {f}" for f in findings], ""]
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    md += [f"Runtime: {wall:.0f} s wall ({t_train:.0f} s training), {cpu:.0f} s CPU (this process)."]
-    compilations = {f"{ds}/{arch}/{g.name}": g.traces for (ds, arch), res in results.items() for g in res.groups}
+
+MAIN_COLUMNS = ["dataset", "arch", "activation", "lr", "n", "n_diverged", "step", "test_accuracy_mean",
+                "test_accuracy_std", "test_loss_mean", "test_loss_std", "train_loss_mean", "train_loss_std", "dead_mean",
+                "dead_std", "saturated_mean", "saturated_std", "silent_mean", "silent_std"]
+
+
+def report(cfg: Config, out: Outcome, findings: list[str], clock: Clock) -> Report:
+    """summary.md's notes: the recipe, the high-lr table, op costs, hand vs autodiff, findings."""
+    rep = Report().stopped(out.stopped).text(
+        f"Rule: {cfg.rule}. Adam on softmax cross-entropy; MLP (hidden widths {list(cfg.mlp_widths)}): "
+        f"lr {cfg.mlp_lr:g}, batch {cfg.mlp_batch}, {cfg.mlp_steps} steps; CNN: lr {cfg.cnn_lr:g}, batch "
+        f"{cfg.cnn_batch}, {cfg.cnn_steps} steps; {len(cfg.seeds)} seeds (mean ± std). "
+        f"dead/saturated/silent: fractions at the end of training on a fixed batch of {cfg.probe_size} training "
+        f"examples, averaged over hidden layers (dead: ReLU family only; saturated: logistic, tanh, hard_*; "
+        f"empty = not applicable). train_loss: mean batch loss over the last epoch.")
+    if any(r["rule"] == cfg.rule and r["lr"] != base_lr(cfg, r["arch"]) for r in out.rows):
+        rep.section("High learning rate (dying ReLU)", markdown_table(
+            [r for r in out.rows if r["rule"] == cfg.rule and r["arch"] in cfg.high_lr_archs
+             and r["dataset"] == cfg.datasets[0]],
+            ["arch", "activation", "lr", "n", "n_diverged", "test_accuracy_mean", "test_accuracy_std", "dead_mean",
+             "dead_std", "inactive_mean", "inactive_std", "silent_mean", "silent_std"]))
+    if out.costs:
+        rep.section(f"Forward+backward cost per activation ({cfg.timing_shape[0]}x{cfg.timing_shape[1]} float32, "
+                    f"median of {cfg.timing_rounds} interleaved rounds)",
+                    markdown_table(out.costs, ["activation", "hand_us", "hand_vs_relu", "autodiff_us",
+                                               "autodiff_vs_relu", "hand_vs_autodiff"]))
+    if cfg.compare_rules:
+        title = f"Hand rule vs autodiff ({cfg.datasets[0]}/{cfg.compare_arch}/{cfg.compare_activation})"
+        if not out.rule_rows:
+            rep.section(title, RULES_NOT_RUN)
+        else:
+            rep.section(title, markdown_table(out.rule_rows))
+            if out.steps:
+                rep.text(markdown_table([{"rule": r, "ms_per_step": out.steps[f"{r}_ms_per_step"]} for r in RULES]))
+    return rep.findings(findings).runtime(clock, train_s=out.train_s)
+
+
+def write_summary(run: Any, cfg: Config, out: Outcome, findings: list[str], clock: Clock) -> None:
+    base = [r for r in out.rows if r["rule"] == cfg.rule and r["lr"] == base_lr(cfg, r["arch"])]
+    notes = report(cfg, out, findings, clock)
     run.write_summary(
-        [{k: r.get(k) for k in main_cols} for r in main_rows],
-        title=f"Activation ablation ({', '.join(cfg.datasets)}; {', '.join(cfg.archs)})" + suffix,
-        notes="\n".join(md),
+        [{k: r.get(k) for k in MAIN_COLUMNS} for r in base],
+        title=f"Activation ablation ({', '.join(cfg.datasets)}; {', '.join(cfg.archs)})" + out.suffix,
+        notes=notes,
         extra={
-            "all_rows": rows, "high_lr_rows": high_rows, "activation_costs": costs, "step_costs": steps,
-            "rule_comparison": rule_rows, "findings": findings, "interrupted": interrupted,
-            "excluded_output_nonlinearities": list(output_nonlinearities()), "compilations": compilations,
-            "runtime_s": {"wall": wall, "train_wall": t_train, "cpu": cpu,
+            "all_rows": out.rows,
+            "high_lr_rows": [r for r in out.rows if r["rule"] == cfg.rule and r["lr"] != base_lr(cfg, r["arch"])],
+            "activation_costs": out.costs, "step_costs": out.steps, "rule_comparison": out.rule_rows,
+            "findings": findings, "interrupted": out.interrupted,
+            "excluded_output_nonlinearities": list(output_nonlinearities()),
+            "compilations": {f"{ds}/{arch}/{g.name}": g.traces for (ds, arch), res in out.results.items()
+                             for g in res.groups},
+            "runtime_s": {"wall": clock.wall, "train_wall": out.train_s, "cpu": clock.cpu,
                           # per grid: compiling its programs, then training (grids may overlap)
                           "grids": {f"{ds}/{arch}": {"compile": sum(g.compile_seconds for g in res.groups),
                                                      "train": res.seconds}
-                                    for (ds, arch), res in results.items()}},
-            "mesh": None if mesh is None else dict(mesh.shape), "grid_workers": workers,
+                                    for (ds, arch), res in out.results.items()}},
+            "mesh": None if out.mesh is None else dict(out.mesh.shape), "grid_workers": out.workers,
         },
     )
 
-    # ---------------------------------------------------------------- plots
+
+def plots(run: Any, cfg: Config, out: Outcome) -> None:
     arrays: dict[str, np.ndarray] = {}
-    if parts:
-        plot_accuracy(run, rows, cfg, parts)
-        arrays = plot_learning_curves(run, results, cfg, parts)
-        plot_delta_norms(run, results, cfg, parts)
-        plot_dead_saturated(run, results, cfg, parts)
+    if out.parts:
+        plot_accuracy(run, out.rows, cfg, out.parts)
+        arrays = plot_learning_curves(run, out.results, cfg, out.parts)
+        plot_delta_norms(run, out.results, cfg, out.parts)
+        plot_dead_saturated(run, out.results, cfg, out.parts)
         if any(len(lrs_of(cfg, a)) > 1 for a in cfg.archs):
-            plot_high_lr(run, rows, cfg)
-        if rule_rows:
-            plot_rule_comparison(run, results, cfg)
-    if costs:
-        plot_timing(run, costs, steps, cfg)
+            plot_high_lr(run, out.rows, cfg)
+        if out.rule_rows:
+            plot_rule_comparison(run, out.results, cfg)
+    if out.costs:
+        plot_timing(run, out.costs, out.steps, cfg)
     if arrays:
         run.save_arrays("curves", **arrays)
+
+
+@experiment_main(EXPERIMENT)
+def main(argv: list[str] | None = None) -> int:
+    cfg = resolve_defaults(apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE))
+    validate(cfg, EXPERIMENT, check_config)
+    clock = Clock()
+    run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(hidden_activations()),
+                                           "excluded_output_nonlinearities": list(output_nonlinearities())})
+    data = {ds: load(ds) for ds in cfg.datasets}
+    out = train(cfg, run, data, clock)
+    time_ops(cfg, out, run, data)
+    findings = findings_of(cfg, out)
+    write_summary(run, cfg, out, findings, clock)
+    plots(run, cfg, out)
     for f in findings:
         print(f"- {f}")
-    print(f"{EXPERIMENT}: done in {time.perf_counter() - t0:.0f} s ({time.process_time() - c0:.0f} s CPU); "
-          f"results in {run.path}" + (" (INTERRUPTED: partial results)" if interrupted else ""))
-    return run.exit_code(interrupted)
+    print(f"{EXPERIMENT}: done in {clock.wall:.0f} s ({clock.cpu:.0f} s CPU); results in {run.path}"
+          + (" (INTERRUPTED: partial results)" if out.interrupted else ""))
+    return run.exit_code(out.interrupted)
 
 
 if __name__ == "__main__":

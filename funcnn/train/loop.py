@@ -28,9 +28,9 @@ import numpy as np
 import optax
 
 from funcnn.nn.layer import Layer
+from funcnn.train.engine.carry import _member_keys_jit
 from funcnn.train.engine import (
     Engine,
-    _member_keys_jit,
     check_data,
     check_labels,
     init_carry,

@@ -26,7 +26,8 @@ import numpy as np
 
 from funcnn.nn.layer import Layer
 from funcnn.train.parallel import check_mesh
-from funcnn.train.engine import EngineConfig, Plan, _check_pos_int
+from funcnn.train.engine import EngineConfig, Plan
+from funcnn.train.engine.plan import _check_pos_int
 from funcnn.train.engine import make_plan as _make_plan
 
 Diagnostics = Callable[[Layer, Any, Any], Mapping[str, jax.Array]]

@@ -47,10 +47,9 @@ frozen :class:`EngineConfig`), :mod:`~funcnn.train.engine.runner` (:class:`Engin
 loop).
 """
 
-from funcnn.train.engine.plan import Plan, _check_pos_int, check_data, check_labels, make_plan, metric_dtype
+from funcnn.train.engine.plan import Plan, check_data, check_labels, make_plan, metric_dtype
 from funcnn.train.engine.carry import (
     DIVERGENCE_REASONS,
-    _member_keys_jit,
     divergence_message,
     init_carry,
     make_carry,
