@@ -69,6 +69,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
+from funcnn.study.report import Report
 
 EXPERIMENT = "cnn_ablation"
 
@@ -214,30 +215,31 @@ def optimizer(cfg: Config) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
-def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
+def findings(cfg: Config, rows: list[dict[str, Any]]) -> list[str]:
+    """The findings, each sentence computed from the measured rows."""
     by = {r["model"]: r for r in rows}
-    lines = ["## Findings (computed from the measured numbers)", ""]
+    lines: list[str] = []
     acc = lambda m: by[m]["test_accuracy_mean"]  # noqa: E731
     std = lambda m: by[m]["test_accuracy_std"]  # noqa: E731
     if not by:
-        return "\n".join(lines + ["- No model was trained."]) + "\n"
+        return ["No model was trained."]
     n = by[next(iter(by))]["n"]
     if "paper" in by:
         ok = acc("paper") >= cfg.target
         lines.append(
-            f"- Our CNN (the paper's architecture: kernels {'-'.join(map(str, cfg.kernels))}, stride 2, padding 1, "
+            f"Our CNN (the paper's architecture: kernels {'-'.join(map(str, cfg.kernels))}, stride 2, padding 1, "
             f"{cfg.activation}, here with {cfg.channels} channels) reached {acc('paper'):.3f} ± {std('paper'):.3f} test accuracy "
             f"over {n} seeds (min {by['paper']['test_accuracy_min']:.3f}); the paper reports {PAPER['cnn']:.2f}: "
             + ("**reproduced** (mean >= target)." if ok else f"**not reproduced** (mean below {cfg.target})."))
     for m in ("logistic", "mlp"):
         if m in by:
             d = acc(m) - PAPER[m]
-            lines.append(f"- Our {m} baseline: {acc(m):.3f} ± {std(m):.3f} vs the paper's {PAPER[m]:.2f} "
+            lines.append(f"Our {m} baseline: {acc(m):.3f} ± {std(m):.3f} vs the paper's {PAPER[m]:.2f} "
                          f"({'+' if d >= 0 else ''}{d * 100:.1f} points).")
     if all(m in by for m in ("logistic", "mlp")) and any(v in by for v in VARIANTS):
         best = max((v for v in by if v in VARIANTS), key=acc)
         order = acc("logistic") < acc("mlp") < acc(best)
-        lines.append(f"- Ordering logistic < MLP < CNN (best variant: {best}, {acc(best):.3f}): "
+        lines.append(f"Ordering logistic < MLP < CNN (best variant: {best}, {acc(best):.3f}): "
                      + ("holds, as in the paper." if order else "does NOT hold here."))
 
     def compare(a: str, b: str, what: str) -> None:
@@ -245,7 +247,7 @@ def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
             d = acc(a) - acc(b)
             noise = max(std(a), std(b))
             verdict = "within the seed spread" if abs(d) <= noise else ("better" if d > 0 else "worse")
-            lines.append(f"- {what}: {a} {acc(a):.3f} vs {b} {acc(b):.3f} (difference {d * 100:+.1f} points, "
+            lines.append(f"{what}: {a} {acc(a):.3f} vs {b} {acc(b):.3f} (difference {d * 100:+.1f} points, "
                          f"largest seed std {noise * 100:.1f} points): {a} is {verdict}.")
 
     compare("same", "valid", "Padding (stride 2)")
@@ -256,9 +258,9 @@ def findings(cfg: Config, rows: list[dict[str, Any]]) -> str:
     variants = [v for v in by if v in VARIANTS]
     if variants:
         fastest = min(variants, key=lambda v: by[v]["macs_per_example"])
-        lines.append(f"- Cheapest variant: {fastest} ({by[fastest]['macs_per_example']:,} MACs per example); "
+        lines.append(f"Cheapest variant: {fastest} ({by[fastest]['macs_per_example']:,} MACs per example); "
                      f"ranking by test accuracy: " + ", ".join(f"{v} {acc(v):.3f}" for v in sorted(variants, key=acc, reverse=True)) + ".")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 @experiment_main(EXPERIMENT)
@@ -328,22 +330,17 @@ def main(argv: list[str] | None = None) -> int:
               f"({cfg.steps * cfg.batch_size / len(ds.x_train):.1f} epochs), {cfg.channels} channels, kernels "
               f"{'-'.join(map(str, cfg.kernels))}, {cfg.activation}, dropout {cfg.dropout}, "
               f"{len(cfg.seeds)} seeds, rule={cfg.rule}, dataset={cfg.dataset}.")
-    notes = (
-        "## Ours vs the paper (test accuracy)\n\n" + markdown_table(compare_rows) + "\n\n" + recipe + "\n\n"
-        + findings(cfg, rows)
-    )
-    if res.interrupted:
-        notes = f"**{stopped}**\n\n" + notes
+    found = findings(cfg, rows)
+    notes = (Report().stopped(stopped if res.interrupted else None)
+             .section("Ours vs the paper (test accuracy)", markdown_table(compare_rows), recipe)
+             .findings(found, title="Findings (computed from the measured numbers)"))
     cols = ["model", "description", "n", "n_diverged", "step", "test_accuracy_mean", "test_accuracy_std",
             "train_accuracy_mean", "train_accuracy_std", "test_loss_mean", "test_loss_std",
             "conv_out_lengths", "pool_out_lengths", "params", "macs_per_example", "steps_to_target",
             "reached_target", "paper_test_accuracy"]
-    run.write_summary(rows, title="CNN ablation on MNIST-1D" + suffix, notes=notes,
+    run.write_summary(rows, columns=cols, title="CNN ablation on MNIST-1D" + suffix, notes=notes,
                       extra={"paper": PAPER, "ours_vs_paper": compare_rows, "interrupted": res.interrupted,
-                             "seconds": time.time() - t0, "recipe": recipe})
-    # Re-write summary.md with the column order above (write_summary uses every key).
-    md = "# CNN ablation on MNIST-1D" + suffix + "\n\n" + markdown_table(rows, cols) + "\n\n" + notes
-    run.write_text("summary.md", md)
+                             "seconds": time.time() - t0, "recipe": recipe, "findings": found})
 
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -373,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     ax2.legend(fontsize=8)
     fig.tight_layout()
     run.save_figure(fig, "cnn_ablation")
-    print(md)
+    print(run.file("summary.md").read_text())
     print(f"cnn_ablation: results in {run.path} ({time.time() - t0:.0f} s)")
     return run.exit_code(res.interrupted)
 

@@ -58,6 +58,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
+from funcnn.study.report import Report
 
 EXPERIMENT = "gradient_stability"
 
@@ -250,13 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     if result.interrupted:
         findings.append(stopped)
-    notes = (f"**{stopped}**\n\n" if stopped else "") + (
+    notes = Report().stopped(stopped).text(
         f"Deep MLP: {cfg.depth} hidden layers of {cfg.width} {cfg.activation} units, {cfg.dataset} "
         f"(chance {chance:.2f}), {cfg.optimizer} for {cfg.steps} steps of batch {cfg.batch_size}, "
         f"clip = global-norm clipping at {cfg.clip_norm}, BN = batch norm after every hidden Dense; "
-        f"rule={cfg.rule}. Means are over the seeds that did not diverge.\n\n## Findings\n\n"
-        + "\n".join(f"- {f}" for f in findings) + "\n"
-    )
+        f"rule={cfg.rule}. Means are over the seeds that did not diverge.").findings(findings)
     run.write_summary(rows, title="Gradient stability: clipping and batch norm" + suffix, notes=notes,
                       extra={"findings": findings, "scenarios": scenarios, "interrupted": result.interrupted,
                              "compilations": {g.name: g.traces for g in result.groups}})

@@ -52,7 +52,6 @@ from funcnn.train import (
     ExperimentConfig,
     TrainSpec,
     make_optimizer,
-    markdown_table,
     open_run,
     parse_config,
     run_grid,
@@ -75,6 +74,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import nanmean, pyplot
+from funcnn.study.report import Report
 
 EXPERIMENT = "init_ablation"
 
@@ -335,25 +335,21 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["init", "activation", "depth", "lr", "n", "n_diverged", "step", "success_rate", "test_accuracy_mean",
             "test_accuracy_std", "train_loss_mean", "train_loss_std", "fwd_var_last_mean", "bwd_var_first_mean",
             "delta_ratio_init_mean", "sat_init_mean", "sat_final_mean", "dead_init_mean"]
-    notes = (f"**{stopped}**\n\n" if stopped else "") + (
+    notes = Report().stopped(stopped).text(
         f"Dataset {cfg.dataset} (chance {chance:.2f}); MLP width {cfg.width}; {cfg.optimizer} "
         f"for {cfg.steps} steps of batch {cfg.batch_size}; rule={cfg.rule}. Columns: fwd_var_last = "
         "variance of the last hidden pre-activation at init; bwd_var_first = variance of dL/dz at the "
         "first hidden layer at init (unit normal cotangent at the output); delta_ratio_init = "
         "||delta^(1)|| / ||delta^(L)|| at init (first over output layer); sat = fraction of saturated "
         "outputs (activations with a flat region: logistic, tanh, hard_*); dead_init = fraction of units "
-        "inactive on the whole probe batch (ReLU family).\n\n"
-        "## Findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n"
-    )
+        "inactive on the whole probe batch (ReLU family)."
+    ).findings(findings)
     run.write_summary(
-        rows, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})" + suffix,
+        rows, columns=cols, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})" + suffix,
         notes=notes,
         extra={"findings": findings, "chance": chance, "columns": cols, "groups": [g.name for g in result.groups],
                "compilations": {g.name: g.traces for g in result.groups}, "interrupted": result.interrupted},
     )
-    md = run.file("summary.md").read_text()
-    md = md.replace(markdown_table(rows), markdown_table(rows, cols))
-    run.write_text("summary.md", md)
 
     _plots(run, cfg, records, rows, init_names, chance)
     dt = time.perf_counter() - t0

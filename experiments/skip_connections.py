@@ -53,6 +53,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
+from funcnn.study.report import Report
 
 EXPERIMENT = "skip_connections"
 ARCHS = ("plain", "residual", "skipinit")
@@ -218,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     findings = findings_of(rows, cfg)
     if result.interrupted:
         findings.append(stopped)
-    notes = (f"**{stopped}**\n\n" if stopped else "") + (f"MNIST-1D, width {cfg.width}, {cfg.optimizer} lr {cfg.lr} for {cfg.steps} steps of batch {cfg.batch_size}, "
-             f"rule={cfg.rule}; delta ratio = ||delta|| of the first hidden layer over the last hidden layer's at "
-             f"init. Means over seeds that did not diverge.\n\n## Findings\n\n" + "\n".join(f"- {f}" for f in findings)
-             + "\n\n## What the papers report\n\n" + "\n".join(f"- {p}" for p in PAPERS) + "\n")
+    notes = Report().stopped(stopped).text(
+        f"MNIST-1D, width {cfg.width}, {cfg.optimizer} lr {cfg.lr} for {cfg.steps} steps of batch {cfg.batch_size}, "
+        f"rule={cfg.rule}; delta ratio = ||delta|| of the first hidden layer over the last hidden layer's at "
+        f"init. Means over seeds that did not diverge.").findings(findings).findings(PAPERS, title="What the papers report")
     run.write_summary(rows, title="Skip connections as a cure for vanishing error terms" + suffix, notes=notes,
                       extra={"findings": findings, "interrupted": result.interrupted,
                              "members": [{k2: r[k2] for k2 in ("config", "delta_init", "delta_end", "diverged")} for r in records],

@@ -71,6 +71,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
+from funcnn.study.report import Report
 
 EXPERIMENT = "universal_approximation"
 
@@ -256,11 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             findings.append(f"{a}: mean log-log slope over targets {np.mean(s):.2f}.")
     if interrupted:
         findings.append(stopped + " max_error and test_mse are those of the net as trained when it stopped.")
-    notes = (f"**{stopped}**\n\n" if stopped else "") + (
+    notes = Report().stopped(stopped).text(
         f"One hidden layer, Adam lr {cfg.lr}, {cfg.steps} full-batch steps on {cfg.n_train} samples on "
-        f"[-1, 1]; max_error = sup norm of the error on the {cfg.n_test}-point test grid; rule={cfg.rule}.\n\n"
-        "## Findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n"
-    )
+        f"[-1, 1]; max_error = sup norm of the error on the {cfg.n_test}-point test grid; rule={cfg.rule}."
+    ).findings(findings)
     run.write_summary(rows, title="Universal approximation: max error vs width" + suffix, notes=notes,
                       extra={"findings": findings, "slopes": slopes, "interrupted": interrupted,
                              "compilations": {g.name: g.traces for g in res.groups}})
