@@ -108,6 +108,16 @@ def as_tuple(fn: str, name: str, value: Any, n: int, *, minimum: int = 1) -> tup
     return out
 
 
+def label_out_of_range(labels: Any, k: int) -> int | None:
+    """The first offending value of integer ``labels`` for ``k`` classes (the minimum if it is
+    below 0, else the maximum if it is ``>= k``), or None when every label lies in ``[0, k)``."""
+    lab = np.asarray(labels)
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0:
+        return lo
+    return hi if hi >= k else None
+
+
 def check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> None:
     """Raise ValueError unless ``value`` is one of ``choices`` (listing them)."""
     if value not in choices:

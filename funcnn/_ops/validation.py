@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn._ops.checks import check_array, check_float, check_same_dtype, dtype_of, shape_of
+from funcnn._ops.checks import check_array, check_float, check_same_dtype, dtype_of, label_out_of_range, shape_of
 from funcnn._ops.geometry import conv_geometry
 
 
@@ -217,10 +217,8 @@ def _target_rows(fn: str, logits: Any, labels: Any) -> jax.Array:
                 f"(logits.shape={(n, k)})"
             )
         if _is_concrete(labels) and n > 0:
-            lab = np.asarray(labels)
-            lo, hi = int(lab.min()), int(lab.max())
-            if lo < 0 or hi >= k:
-                bad = lo if lo < 0 else hi
+            bad = label_out_of_range(labels, k)
+            if bad is not None:
                 raise ValueError(
                     f"{fn}: labels must lie in [0, {k}) for {k} classes, got label {bad} "
                     f"(labels.shape={ls}, logits.shape={(n, k)})"

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn._ops.checks import label_out_of_range
+
 
 def metric_dtype() -> np.dtype:
     """The dtype of recorded metrics: float64 under ``jax_enable_x64``, else float32."""
@@ -124,10 +126,8 @@ def check_labels(fn: str, name: str, y: Any, model: Any, in_shape: tuple[int, ..
     if out is None:
         return
     k = 2 if out == 1 else out
-    y_np = np.asarray(y)
-    lo, hi = int(y_np.min()), int(y_np.max())
-    if lo < 0 or hi >= k:
-        bad = lo if lo < 0 else hi
+    bad = label_out_of_range(y, k)
+    if bad is not None:
         raise ValueError(
             f"{fn}: {name} has label {bad}, outside [0, {k - 1}] for a model with {out} output"
             f"{'s' if out != 1 else ''} (labels must index its classes)"
