@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -58,7 +59,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
-from funcnn.study.report import Report
+from funcnn.study.report import Clock, Report
 
 EXPERIMENT = "gradient_stability"
 
@@ -125,20 +126,23 @@ def check_config(cfg: Config) -> None:
     check_choice("--rule", cfg.rule, ("hand", "autodiff"))
 
 
-@experiment_main(EXPERIMENT)
-def main(argv: list[str] | None = None) -> int:
-    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    validate(cfg, EXPERIMENT, check_config)
-    run = open_run(cfg, EXPERIMENT)
-    t0 = time.perf_counter()
-    data = load(cfg.dataset, flat=True)
-    k = data.num_classes
-    scenarios = {
-        "baseline": (1.0, cfg.base_lr),
-        "bad_init": (float(cfg.bad_gain), cfg.base_lr),
-        "high_lr": (1.0, cfg.high_lr),
-    }
+def scenarios_of(cfg: Config) -> dict[str, tuple[float, float]]:
+    """The three scenarios: ``name -> (init gain, learning rate)``."""
+    return {"baseline": (1.0, cfg.base_lr), "bad_init": (float(cfg.bad_gain), cfg.base_lr), "high_lr": (1.0, cfg.high_lr)}
 
+
+def grid_of(cfg: Config, scenarios: Mapping[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """Every member: batch norm x clipping x scenario x seed."""
+    return [
+        {"batch_norm": bn, "clip": clip, "gain": g, "lr": float(lr), "seed": s}
+        for bn in (False, True)
+        for clip in (0.0, float(cfg.clip_norm))
+        for (g, lr) in scenarios.values()
+        for s in cfg.seeds
+    ]
+
+
+def build_for(cfg: Config, k: int) -> Callable[[Mapping[str, Any]], TrainSpec]:
     def build(c):
         model = mlp((cfg.width,) * cfg.depth, k, cfg.activation, w_init=scaled_he(c["gain"]),
                     batch_norm=c["batch_norm"], rule=cfg.rule)
@@ -149,33 +153,22 @@ def main(argv: list[str] | None = None) -> int:
         opt = optax.chain(optax.clip_by_global_norm(threshold), make_optimizer(cfg.optimizer, c["lr"]))
         return TrainSpec(model, "softmax_cross_entropy", opt)
 
-    grid = [
-        {"batch_norm": bn, "clip": clip, "gain": g, "lr": float(lr), "seed": s}
-        for bn in (False, True)
-        for clip in (0.0, float(cfg.clip_norm))
-        for (g, lr) in scenarios.values()
-        for s in cfg.seeds
-    ]
-    result = run_grid(
-        build, grid, (data.x_train, data.y_train), test_data=(data.x_test, data.y_test),
-        steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
-        batched=("clip", "gain", "lr"), run_dir=run, progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT,
-    )
-    progress = grid_progress(result, cfg.steps)
-    stopped = stopped_note(run, progress) if result.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
-    if result.interrupted:
-        print(f"gradient_stability: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    return build
 
-    def scen(c):
-        for name, (g, lr) in scenarios.items():
-            if c["gain"] == g and c["lr"] == lr:
-                return name
-        return "?"
 
-    def variant(c):
-        return ("clip" if c["clip"] else "no clip") + (" + BN" if c["batch_norm"] else "")
+def scenario_of(c: Mapping[str, Any], scenarios: Mapping[str, tuple[float, float]]) -> str:
+    for name, (g, lr) in scenarios.items():
+        if c["gain"] == g and c["lr"] == lr:
+            return name
+    return "?"
 
+
+def variant_of(c: Mapping[str, Any]) -> str:
+    return ("clip" if c["clip"] else "no clip") + (" + BN" if c["batch_norm"] else "")
+
+
+def records_of(result: Any, scenarios: Mapping[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """One record per member that trained: its scenario, variant and measured numbers."""
     records = []
     for m in result.members:
         if result.interrupted and m.step == 0:
@@ -186,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         loss = sm["loss"][np.isfinite(sm["loss"])]
         fin = m.final
         records.append({
-            "config": {"scenario": scen(c), "variant": variant(c), "clip": c["clip"], "batch_norm": c["batch_norm"],
+            "config": {"scenario": scenario_of(c, scenarios), "variant": variant_of(c), "clip": c["clip"], "batch_norm": c["batch_norm"],
                        "seed": c["seed"]},
             "metrics": {
                 "test_accuracy": fin.get("test_accuracy", np.nan),
@@ -201,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             "step": m.step,
             "member": m,
         })
+    return records
+
+
+def rows_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Means over seeds per (scenario, variant), with each group's divergences."""
     rows = summarize([{k2: v for k2, v in r.items() if k2 != "member"} for r in records])
     # diverged members are excluded from summarize's means: keep their own columns
     for r in rows:
@@ -212,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         gmax = [x["metrics"]["grad_norm_max"] for x in div]
         r["grad_norm_max_all"] = float(np.nanmax(gmax)) if np.isfinite(gmax).any() else np.nan
 
-    chance = 1.0 / k
+    return rows
+
+
+def findings_of(rows: list[dict[str, Any]], scenarios: Mapping[str, tuple[float, float]], stopped: str) -> list[str]:
+    """The findings, each sentence computed from the rows."""
     findings = []
 
     def get(sc, var):
@@ -249,11 +251,35 @@ def main(argv: list[str] | None = None) -> int:
                 f"Batch norm {better} in {sc}: diverged seeds {a['n_diverged']}/{a['n']} -> {c_['n_diverged']}/{c_['n']}, "
                 f"test accuracy {a['test_accuracy_mean']:.3f} -> {c_['test_accuracy_mean']:.3f}."
             )
-    if result.interrupted:
+    if stopped:
         findings.append(stopped)
+    return findings
+
+
+@experiment_main(EXPERIMENT)
+def main(argv: list[str] | None = None) -> int:
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    validate(cfg, EXPERIMENT, check_config)
+    run = open_run(cfg, EXPERIMENT)
+    clock = Clock()
+    data = load(cfg.dataset, flat=True)
+    scenarios = scenarios_of(cfg)
+    result = run_grid(
+        build_for(cfg, data.num_classes), grid_of(cfg, scenarios), (data.x_train, data.y_train),
+        test_data=(data.x_test, data.y_test), steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
+        batched=("clip", "gain", "lr"), run_dir=run, progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT,
+    )
+    progress = grid_progress(result, cfg.steps)
+    stopped = stopped_note(run, progress) if result.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
+    if result.interrupted:
+        print(f"gradient_stability: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    records = records_of(result, scenarios)
+    rows = rows_of(records)
+    findings = findings_of(rows, scenarios, stopped)
     notes = Report().stopped(stopped).text(
         f"Deep MLP: {cfg.depth} hidden layers of {cfg.width} {cfg.activation} units, {cfg.dataset} "
-        f"(chance {chance:.2f}), {cfg.optimizer} for {cfg.steps} steps of batch {cfg.batch_size}, "
+        f"(chance {1.0 / data.num_classes:.2f}), {cfg.optimizer} for {cfg.steps} steps of batch {cfg.batch_size}, "
         f"clip = global-norm clipping at {cfg.clip_norm}, BN = batch norm after every hidden Dense; "
         f"rule={cfg.rule}. Means are over the seeds that did not diverge.").findings(findings)
     run.write_summary(rows, title="Gradient stability: clipping and batch norm" + suffix, notes=notes,
@@ -261,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                              "compilations": {g.name: g.traces for g in result.groups}})
     _plots(run, cfg, records, list(scenarios))
     print("\n".join(findings))
-    print(f"gradient_stability: done in {time.perf_counter() - t0:.0f} s; results in {run.path}")
+    print(f"gradient_stability: done in {clock.wall:.0f} s; results in {run.path}")
     return run.exit_code(result.interrupted)
 
 

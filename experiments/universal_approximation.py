@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -71,7 +72,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
-from funcnn.study.report import Report
+from funcnn.study.report import Clock, Report
 
 EXPERIMENT = "universal_approximation"
 
@@ -147,15 +148,9 @@ def check_config(cfg: Config) -> None:
     check_choice("--rule", cfg.rule, ("hand", "autodiff"))
 
 
-@experiment_main(EXPERIMENT)
-def main(argv: list[str] | None = None) -> int:
-    cfg = resolve_fit_widths(apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE))
-    validate(cfg, EXPERIMENT, check_config)
-    run = open_run(cfg, EXPERIMENT)
-    t0 = time.perf_counter()
-    wmax = int(max(cfg.widths))
-    n_t = len(cfg.targets)
-
+def targets_data(cfg: Config) -> tuple[Any, Any, Any, Any]:
+    """``(x_train, y_train, x_test, y_test)`` with one label column per target (all targets share
+    their inputs: the same seeded sample)."""
     # All targets share the training/test inputs (same seeded sample): stack the labels as columns.
     sets = [load(t, n_train=cfg.n_train, n_test=cfg.n_test) for t in cfg.targets]
     for d in sets[1:]:
@@ -164,6 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     x_train, x_test = sets[0].x_train, sets[0].x_test
     y_train = np.concatenate([np.asarray(d.y_train).reshape(-1, 1) for d in sets], axis=1)
     y_test = np.concatenate([np.asarray(d.y_test).reshape(-1, 1) for d in sets], axis=1)
+
+    return x_train, y_train, x_test, y_test
+
+
+def grid_of(cfg: Config) -> list[dict[str, Any]]:
+    """Every member: activation x target x width x seed."""
+    return [
+        {"activation": a, "width": float(w), "target_id": float(i), "lr": float(cfg.lr), "seed": s}
+        for a in cfg.activations
+        for i in range(len(cfg.targets))
+        for w in cfg.widths
+        for s in cfg.seeds
+    ]
+
+
+def build_for(cfg: Config) -> Callable[[Mapping[str, Any]], TrainSpec]:
+    wmax, n_t = int(max(cfg.widths)), len(cfg.targets)
 
     def build(c):
         width, tid = c["width"], c["target_id"]
@@ -190,24 +202,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return TrainSpec(model, loss, make_optimizer("adam", c["lr"]), init)
 
-    grid = [
-        {"activation": a, "width": float(w), "target_id": float(i), "lr": float(cfg.lr), "seed": s}
-        for a in cfg.activations
-        for i in range(n_t)
-        for w in cfg.widths
-        for s in cfg.seeds
-    ]
-    res = run_grid(build, grid, (x_train, y_train), test_data=(x_test, y_test),
-                   steps=cfg.steps, batch_size=cfg.n_train, eval_every=cfg.eval_every,
-                   batched=("width", "target_id", "lr"), run_dir=run, progress=cfg.progress,
-                   mesh=cfg.device_mesh(), name=EXPERIMENT)
-    interrupted = res.interrupted
-    progress = grid_progress(res, cfg.steps)
-    stopped = stopped_note(run, progress) if interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if interrupted else ""
-    if interrupted:
-        print(f"universal_approximation: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    return build
 
+
+def records_of(cfg: Config, res: Any, build: Callable[..., TrainSpec], x_test: Any, y_test: Any
+               ) -> tuple[list[dict[str, Any]], dict[tuple[str, str, int], tuple[Any, Any, Any]]]:
+    """One record per member that trained (max error and test MSE of its net on the test grid),
+    and the first seed's fitted curves for the plots."""
+    interrupted = res.interrupted
     records, fits = [], {}
     xt = jnp.asarray(x_test)
     for m in res.members:
@@ -230,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         })
         if c["seed"] == cfg.seeds[0]:
             fits[(tname, c["activation"], width)] = (np.asarray(x_test)[:, 0], yt, pred)
-    rows = summarize(records)
+    return records, fits
 
+
+def findings_of(cfg: Config, rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, float]]:
+    """The findings (each computed from the rows) and the fitted log-log slope per target/activation."""
     findings = []
     slopes = {}
     for tname in cfg.targets:
@@ -255,6 +260,30 @@ def main(argv: list[str] | None = None) -> int:
         s = [v for k, v in slopes.items() if k.endswith("/" + a)]
         if s:
             findings.append(f"{a}: mean log-log slope over targets {np.mean(s):.2f}.")
+    return findings, slopes
+
+
+@experiment_main(EXPERIMENT)
+def main(argv: list[str] | None = None) -> int:
+    cfg = resolve_fit_widths(apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE))
+    validate(cfg, EXPERIMENT, check_config)
+    run = open_run(cfg, EXPERIMENT)
+    clock = Clock()
+    x_train, y_train, x_test, y_test = targets_data(cfg)
+    build = build_for(cfg)
+    res = run_grid(build, grid_of(cfg), (x_train, y_train), test_data=(x_test, y_test),
+                   steps=cfg.steps, batch_size=cfg.n_train, eval_every=cfg.eval_every,
+                   batched=("width", "target_id", "lr"), run_dir=run, progress=cfg.progress,
+                   mesh=cfg.device_mesh(), name=EXPERIMENT)
+    interrupted = res.interrupted
+    progress = grid_progress(res, cfg.steps)
+    stopped = stopped_note(run, progress) if interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if interrupted else ""
+    if interrupted:
+        print(f"universal_approximation: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    records, fits = records_of(cfg, res, build, x_test, y_test)
+    rows = summarize(records)
+    findings, slopes = findings_of(cfg, rows)
     if interrupted:
         findings.append(stopped + " max_error and test_mse are those of the net as trained when it stopped.")
     notes = Report().stopped(stopped).text(
@@ -266,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                              "compilations": {g.name: g.traces for g in res.groups}})
     _plots(run, cfg, rows, fits)
     print("\n".join(findings))
-    print(f"universal_approximation: done in {time.perf_counter() - t0:.0f} s; results in {run.path}")
+    print(f"universal_approximation: done in {clock.wall:.0f} s; results in {run.path}")
     return run.exit_code(interrupted)
 
 
