@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -74,7 +75,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import nanmean, pyplot
-from funcnn.study.report import Report
+from funcnn.study.report import Clock, Report
 
 EXPERIMENT = "init_ablation"
 
@@ -149,25 +150,31 @@ def check_config(cfg: Config) -> None:
     check_choice("--rule", cfg.rule, ("hand", "autodiff"))
 
 
-@experiment_main(EXPERIMENT)
-def main(argv: list[str] | None = None) -> int:
-    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    validate(cfg, EXPERIMENT, check_config)
-    run = open_run(cfg, EXPERIMENT)
-    t0 = time.perf_counter()
+def grid_of(cfg: Config) -> list[dict[str, Any]]:
+    """Every member: activation x depth x initializer x learning rate x seed."""
+    return [
+        {"activation": a, "depth": d, "init": n, "lr": float(lr), "seed": s}
+        for a in cfg.activations
+        for d in cfg.depths
+        for n in cfg.inits
+        for lr in cfg.lrs
+        for s in cfg.seeds
+    ]
 
-    data = load(cfg.dataset, flat=True)
-    k = data.num_classes
-    chance = 1.0 / k
-    xp = jnp.asarray(data.x_train[: cfg.probe_size])
-    yp = jnp.asarray(data.y_train[: cfg.probe_size])
-    init_names = list(INITS)
 
+def build_for(cfg: Config, k: int) -> Callable[[Mapping[str, Any]], TrainSpec]:
     def build(c):
         # c["init"] is a Choice among the study's names; the layers take the library's names
         w_init = Choice(tuple(INITS[o] for o in c["init"].options), c["init"].index)
         model = mlp((cfg.width,) * c["depth"], k, c["activation"], w_init=w_init, b_init="zeros", rule=cfg.rule)
         return TrainSpec(model, "softmax_cross_entropy", make_optimizer(cfg.optimizer, c["lr"]))
+
+    return build
+
+
+def diagnostics_on(xp: Any, yp: Any) -> Callable[..., dict[str, Any]]:
+    """What every evaluation measures on the probe batch ``(xp, yp)``: error-term norms, forward and
+    backward variances of the dense layers, saturated and dead fractions."""
 
     def diagnostics(model, params, state):
         et = error_terms(model, params, state, softmax_cross_entropy, xp, yp)
@@ -182,27 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             "dead_fraction": st.dead_fraction,
         }
 
-    grid = [
-        {"activation": a, "depth": d, "init": n, "lr": float(lr), "seed": s}
-        for a in cfg.activations
-        for d in cfg.depths
-        for n in cfg.inits
-        for lr in cfg.lrs
-        for s in cfg.seeds
-    ]
-    result = run_grid(
-        build, grid, (data.x_train, data.y_train), test_data=(data.x_test, data.y_test),
-        steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
-        batched=("lr",), choices=("activation", "init"), diagnostics=diagnostics, run_dir=run, progress=cfg.progress,
-        mesh=cfg.device_mesh(), name=EXPERIMENT,
-    )
-    progress = grid_progress(result, cfg.steps)
-    stopped = stopped_note(run, progress) if result.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
-    if result.interrupted:
-        print(f"init_ablation: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
+    return diagnostics
 
-    # ---------------------------------------------------------------- per-member records
+
+def records_of(cfg: Config, result: Any, chance: float) -> list[dict[str, Any]]:
+    """One record per member that trained: the numbers at init and at the end of training."""
     records = []
     for m in result.members:
         if result.interrupted and m.step == 0:
@@ -251,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             "step": m.step,
             "member": m,
         })
+    return records
+
+
+def rows_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Means over seeds per (init, activation, depth, lr), with the success rate over every seed."""
     rows = summarize([{k: v for k, v in r.items() if k != "member"} for r in records], over="seed")
     for r in rows:  # diverged members count as failures (summarize's means skip them)
         r.pop("trained_mean", None)
@@ -258,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         mine = [x for x in records if all(x["config"][kk] == r[kk] for kk in ("init", "activation", "depth", "lr"))]
         r["success_rate"] = sum(x["metrics"]["trained"] for x in mine) / max(len(mine), 1)
 
-    # ---------------------------------------------------------------- findings
+    return rows
+
+
+def findings_of(cfg: Config, rows: list[dict[str, Any]], chance: float, stopped: str) -> list[str]:
+    """The papers' claims checked on the rows, and what trained at each depth."""
     def row(init, act, depth, lr=None):
         for r in rows:
             if r["init"] == init and r["activation"] == act and r["depth"] == depth and (lr is None or r["lr"] == lr):
@@ -329,12 +329,39 @@ def main(argv: list[str] | None = None) -> int:
             f"Best configuration: {best['init']}/{best['activation']}, depth {best['depth']}, "
             f"lr {best['lr']}: test accuracy {best['test_accuracy_mean']:.3f}."
         )
-    if result.interrupted:
+    if stopped:
         findings.append(stopped)
+    return findings
 
-    cols = ["init", "activation", "depth", "lr", "n", "n_diverged", "step", "success_rate", "test_accuracy_mean",
-            "test_accuracy_std", "train_loss_mean", "train_loss_std", "fwd_var_last_mean", "bwd_var_first_mean",
-            "delta_ratio_init_mean", "sat_init_mean", "sat_final_mean", "dead_init_mean"]
+
+COLUMNS = ["init", "activation", "depth", "lr", "n", "n_diverged", "step", "success_rate", "test_accuracy_mean",
+           "test_accuracy_std", "train_loss_mean", "train_loss_std", "fwd_var_last_mean", "bwd_var_first_mean",
+           "delta_ratio_init_mean", "sat_init_mean", "sat_final_mean", "dead_init_mean"]
+
+
+@experiment_main(EXPERIMENT)
+def main(argv: list[str] | None = None) -> int:
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    validate(cfg, EXPERIMENT, check_config)
+    run = open_run(cfg, EXPERIMENT)
+    clock = Clock()
+    data = load(cfg.dataset, flat=True)
+    chance = 1.0 / data.num_classes
+    probe = (jnp.asarray(data.x_train[: cfg.probe_size]), jnp.asarray(data.y_train[: cfg.probe_size]))
+    result = run_grid(
+        build_for(cfg, data.num_classes), grid_of(cfg), (data.x_train, data.y_train),
+        test_data=(data.x_test, data.y_test), steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
+        batched=("lr",), choices=("activation", "init"), diagnostics=diagnostics_on(*probe), run_dir=run,
+        progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT,
+    )
+    progress = grid_progress(result, cfg.steps)
+    stopped = stopped_note(run, progress) if result.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
+    if result.interrupted:
+        print(f"init_ablation: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
+    records = records_of(cfg, result, chance)
+    rows = rows_of(records)
+    findings = findings_of(cfg, rows, chance, stopped)
     notes = Report().stopped(stopped).text(
         f"Dataset {cfg.dataset} (chance {chance:.2f}); MLP width {cfg.width}; {cfg.optimizer} "
         f"for {cfg.steps} steps of batch {cfg.batch_size}; rule={cfg.rule}. Columns: fwd_var_last = "
@@ -345,16 +372,14 @@ def main(argv: list[str] | None = None) -> int:
         "inactive on the whole probe batch (ReLU family)."
     ).findings(findings)
     run.write_summary(
-        rows, columns=cols, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})" + suffix,
+        rows, columns=COLUMNS, title=f"Initialization ablation (deep MLPs, {'plain SGD' if cfg.optimizer == 'sgd' else cfg.optimizer})" + suffix,
         notes=notes,
-        extra={"findings": findings, "chance": chance, "columns": cols, "groups": [g.name for g in result.groups],
+        extra={"findings": findings, "chance": chance, "columns": COLUMNS, "groups": [g.name for g in result.groups],
                "compilations": {g.name: g.traces for g in result.groups}, "interrupted": result.interrupted},
     )
-
-    _plots(run, cfg, records, rows, init_names, chance)
-    dt = time.perf_counter() - t0
+    _plots(run, cfg, records, rows, list(INITS), chance)
     print("\n".join(findings))
-    print(f"init_ablation: done in {dt:.0f} s; results in {run.path}")
+    print(f"init_ablation: done in {clock.wall:.0f} s; results in {run.path}")
     return run.exit_code(result.interrupted)
 
 
