@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -69,7 +68,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
-from funcnn.study.report import Report
+from funcnn.study.report import Clock, Report
 
 EXPERIMENT = "cnn_ablation"
 
@@ -263,36 +262,11 @@ def findings(cfg: Config, rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-@experiment_main(EXPERIMENT)
-def main(argv: list[str] | None = None) -> int:
-    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    validate(cfg, EXPERIMENT, check_config)
-    from funcnn.data import load
-
-    ds = load(cfg.dataset)
-    run = open_run(cfg, EXPERIMENT, extra={"paper": PAPER})
-    t0 = time.time()
-    zoo = models(cfg, ds.num_classes)
-    opt = optimizer(cfg)
-
-    def build(c):
-        return TrainSpec(zoo[c["model"]][1], "softmax_cross_entropy", opt)
-
-    grid = {"model": list(zoo), "seed": list(cfg.seeds)}
-    res = run_grid(
-        build, grid, (ds.x_train, ds.y_train), test_data=(ds.x_test, ds.y_test), steps=cfg.steps,
-        batch_size=cfg.batch_size, eval_every=max(1, cfg.steps // max(1, cfg.evals)), run_dir=run,
-        progress=cfg.progress, name="cnn_ablation", mesh=cfg.device_mesh(),
-    )
-    progress = grid_progress(res, cfg.steps)
-    stopped = stopped_note(run, progress) if res.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if res.interrupted else ""
-    if res.interrupted:
-        print(f"{EXPERIMENT}: {run.stop_reason}: summarizing what was trained.", file=sys.stderr)
-    members = [m for m in res.members if m.step > 0 or not res.interrupted]  # not started: left out
+def rows_of(cfg: Config, members: list[Any], zoo: dict[str, tuple[str, Any]], in_shape: tuple[int, ...]
+            ) -> list[dict[str, Any]]:
+    """Means over seeds per model, with its layer sizes, cost and steps to the target accuracy."""
     rows = summarize([{"config": m.config, "metrics": m.final, "diverged": m.diverged, "step": m.step}
                       for m in members], metrics=["test_accuracy", "train_accuracy", "test_loss", "train_loss"])
-    in_shape = (1, *ds.x_train.shape[1:])
     for r in rows:
         name = r["model"]
         desc, model = zoo[name]
@@ -319,29 +293,34 @@ def main(argv: list[str] | None = None) -> int:
         r["steps_to_target"] = float(np.mean(got)) if got else None
         r["reached_target"] = f"{len(got)}/{len(reach[r['model']])}"
 
-    compare_rows = [
+    return rows
+
+
+def ours_vs_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
         {"model": m, "ours": f"{by['test_accuracy_mean']:.3f} ± {by['test_accuracy_std']:.3f}",
          "paper (Greydanus 2020)": PAPER[k]}
         for m, k in (("logistic", "logistic"), ("mlp", "mlp"), ("paper", "cnn"))
         for by in [next((r for r in rows if r["model"] == m), None)] if by is not None
     ]
-    recipe = (f"Recipe: {'AdamW (weight decay ' + str(cfg.weight_decay) + ')' if cfg.weight_decay > 0 else 'Adam'}, "
+
+
+def recipe_of(cfg: Config, n_train: int) -> str:
+    return (f"Recipe: {'AdamW (weight decay ' + str(cfg.weight_decay) + ')' if cfg.weight_decay > 0 else 'Adam'}, "
               f"lr {cfg.lr}{' cosine-decayed to 0' if cfg.cosine else ''}, {cfg.steps} steps of batch {cfg.batch_size} "
-              f"({cfg.steps * cfg.batch_size / len(ds.x_train):.1f} epochs), {cfg.channels} channels, kernels "
+              f"({cfg.steps * cfg.batch_size / n_train:.1f} epochs), {cfg.channels} channels, kernels "
               f"{'-'.join(map(str, cfg.kernels))}, {cfg.activation}, dropout {cfg.dropout}, "
               f"{len(cfg.seeds)} seeds, rule={cfg.rule}, dataset={cfg.dataset}.")
-    found = findings(cfg, rows)
-    notes = (Report().stopped(stopped if res.interrupted else None)
-             .section("Ours vs the paper (test accuracy)", markdown_table(compare_rows), recipe)
-             .findings(found, title="Findings (computed from the measured numbers)"))
-    cols = ["model", "description", "n", "n_diverged", "step", "test_accuracy_mean", "test_accuracy_std",
-            "train_accuracy_mean", "train_accuracy_std", "test_loss_mean", "test_loss_std",
-            "conv_out_lengths", "pool_out_lengths", "params", "macs_per_example", "steps_to_target",
-            "reached_target", "paper_test_accuracy"]
-    run.write_summary(rows, columns=cols, title="CNN ablation on MNIST-1D" + suffix, notes=notes,
-                      extra={"paper": PAPER, "ours_vs_paper": compare_rows, "interrupted": res.interrupted,
-                             "seconds": time.time() - t0, "recipe": recipe, "findings": found})
 
+
+COLUMNS = ["model", "description", "n", "n_diverged", "step", "test_accuracy_mean", "test_accuracy_std",
+           "train_accuracy_mean", "train_accuracy_std", "test_loss_mean", "test_loss_std",
+           "conv_out_lengths", "pool_out_lengths", "params", "macs_per_example", "steps_to_target",
+           "reached_target", "paper_test_accuracy"]
+
+
+def plot(run: Any, cfg: Config, rows: list[dict[str, Any]], res: Any) -> None:
+    """Test accuracy per model against the paper's baselines, and the learning curves."""
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     names = [r["model"] for r in rows]
@@ -370,10 +349,47 @@ def main(argv: list[str] | None = None) -> int:
     ax2.legend(fontsize=8)
     fig.tight_layout()
     run.save_figure(fig, "cnn_ablation")
-    print(run.file("summary.md").read_text())
-    print(f"cnn_ablation: results in {run.path} ({time.time() - t0:.0f} s)")
-    return run.exit_code(res.interrupted)
 
+
+@experiment_main(EXPERIMENT)
+def main(argv: list[str] | None = None) -> int:
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    validate(cfg, EXPERIMENT, check_config)
+    from funcnn.data import load
+
+    ds = load(cfg.dataset)
+    run = open_run(cfg, EXPERIMENT, extra={"paper": PAPER})
+    clock = Clock()
+    zoo = models(cfg, ds.num_classes)
+    opt = optimizer(cfg)
+
+    def build(c):
+        return TrainSpec(zoo[c["model"]][1], "softmax_cross_entropy", opt)
+
+    res = run_grid(
+        build, {"model": list(zoo), "seed": list(cfg.seeds)}, (ds.x_train, ds.y_train),
+        test_data=(ds.x_test, ds.y_test), steps=cfg.steps, batch_size=cfg.batch_size,
+        eval_every=max(1, cfg.steps // max(1, cfg.evals)), run_dir=run, progress=cfg.progress, name="cnn_ablation",
+        mesh=cfg.device_mesh(),
+    )
+    progress = grid_progress(res, cfg.steps)
+    stopped = stopped_note(run, progress) if res.interrupted else ""
+    suffix = f" ({interrupted_at(progress)})" if res.interrupted else ""
+    if res.interrupted:
+        print(f"{EXPERIMENT}: {run.stop_reason}: summarizing what was trained.", file=sys.stderr)
+    members = [m for m in res.members if m.step > 0 or not res.interrupted]  # not started: left out
+    rows = rows_of(cfg, members, zoo, (1, *ds.x_train.shape[1:]))
+    compare_rows, recipe, found = ours_vs_paper(rows), recipe_of(cfg, len(ds.x_train)), findings(cfg, rows)
+    notes = (Report().stopped(stopped)
+             .section("Ours vs the paper (test accuracy)", markdown_table(compare_rows), recipe)
+             .findings(found, title="Findings (computed from the measured numbers)"))
+    run.write_summary(rows, columns=COLUMNS, title="CNN ablation on MNIST-1D" + suffix, notes=notes,
+                      extra={"paper": PAPER, "ours_vs_paper": compare_rows, "interrupted": res.interrupted,
+                             "seconds": clock.wall, "recipe": recipe, "findings": found})
+    plot(run, cfg, rows, res)
+    print(run.file("summary.md").read_text())
+    print(f"cnn_ablation: results in {run.path} ({clock.wall:.0f} s)")
+    return run.exit_code(res.interrupted)
 
 if __name__ == "__main__":
     sys.exit(main())
