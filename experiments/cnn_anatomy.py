@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from typing import Any
 
 import jax
@@ -62,6 +61,7 @@ from funcnn.study.cli import (
     validate,
 )
 from funcnn.study.plots import pyplot
+from funcnn.study.report import Clock
 
 EXPERIMENT = "cnn_anatomy"
 PADDINGS = ("VALID", "SAME", "full")
@@ -409,39 +409,9 @@ def findings(cfg: Config, acc: float, cov: dict[str, np.ndarray], table: dict[st
 # --------------------------------------------------------------------------- main
 
 
-@experiment_main(EXPERIMENT)
-def main(argv: list[str] | None = None) -> int:
-    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
-    validate(cfg, EXPERIMENT, check_config)
-    from funcnn.data import load
-
-    ds = load("digits")
-    run = open_run(cfg, EXPERIMENT)
-    t0 = time.time()
-    seed = cfg.seeds[0]
-    model = cnn2d(cfg.channels, ds.num_classes, kernel=cfg.kernel, pool=cfg.pool, rule=cfg.rule)
-    res = fit(model, "softmax_cross_entropy", make_optimizer("adam", cfg.lr), (ds.x_train, ds.y_train),
-              test_data=(ds.x_test, ds.y_test), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed,
-              run_dir=run, progress=cfg.progress, name="cnn2d")
-    stopped = stopped_note(run, [("cnn2d", res.step, res.total_steps)], table=False) if res.interrupted else ""
-    if res.interrupted:
-        print(f"{EXPERIMENT}: {run.stop_reason}: analysing the model as trained so far.", file=sys.stderr)
-    params, state = res.params, res.state
-    acc = float(res.final.get("test_accuracy", float("nan")))
-
-    # Coverage heat maps, and the direct check.
-    cov, checks = {}, {}
-    for p in PADDINGS:
-        cov[p] = coverage_map(cfg.coverage_size, cfg.coverage_kernel, p, cfg.rule)
-        checks[p] = bool(np.array_equal(cov[p], coverage_direct(cfg.coverage_size, cfg.coverage_kernel, p)))
-
-    # Translation invariance on the test set.
-    x_test = ds.x_test[: cfg.max_test]
-    inv_rows, inv_table = invariance(cfg, model, params, state, x_test)
-
-    # Layer geometry and cost.
-    geo_rows, summ = layer_rows(model, (1, *ds.x_train.shape[1:]))
-    size_rows = [{"padding": p, "formula": f"conv_output_size({cfg.coverage_size}, {cfg.coverage_kernel}, 1, "
+def size_rows_of(cfg: Config) -> list[dict[str, Any]]:
+    """The output size and MACs of one convolution under each padding (the coverage example's sizes)."""
+    return [{"padding": p, "formula": f"conv_output_size({cfg.coverage_size}, {cfg.coverage_kernel}, 1, "
                   f"{full_padding(cfg.coverage_kernel) if p == 'full' else repr(p)})",
                   "output size": conv_output_size(cfg.coverage_size, cfg.coverage_kernel, 1,
                                                   full_padding(cfg.coverage_kernel) if p == "full" else p),
@@ -450,7 +420,13 @@ def main(argv: list[str] | None = None) -> int:
                                                           full_padding(cfg.coverage_kernel) if p == "full" else p)}
                  for p in PADDINGS]
 
-    notes = findings(cfg, acc, cov, inv_table, checks)
+
+
+def summary_markdown(cfg: Config, res: Any, acc: float, stopped: str, inv_rows: list[dict[str, Any]],
+                     geo_rows: list[dict[str, Any]], summ: Any, size_rows: list[dict[str, Any]],
+                     cov: dict[str, np.ndarray], notes: str) -> list[str]:
+    """summary.md's lines: the model, invariance, layer geometry, output sizes, coverage, findings."""
+    seed = cfg.seeds[0]
     suffix = f" ({interrupted_at([('cnn2d', res.step, res.total_steps)])})" if res.interrupted else ""
     md = ["# CNN anatomy (digits, cnn2d)" + suffix, "",
           f"Model: cnn2d channels={cfg.channels}, kernel {cfg.kernel}, SAME, {cfg.pool} pool 2; Adam lr {cfg.lr}, "
@@ -471,21 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     md.append(notes)
     if res.interrupted:
         md.insert(1, f"**{stopped} The model was analysed as trained so far.**\n")
-    run.write_json("summary.json", {
-        "experiment": EXPERIMENT, "run_name": run.run_name, "test_accuracy": acc,
-        "rows": inv_rows, "invariance": inv_rows, "layers": geo_rows, "output_sizes": size_rows,
-        "coverage": {p: m.tolist() for p, m in cov.items()}, "coverage_check": checks,
-        "total_params": summ.total_params, "total_macs": summ.total_macs,
-        "interrupted": res.interrupted, "step": res.step, "total_steps": res.total_steps,
-        "seconds": time.time() - t0,
-    })
-    run.write_text("summary.md", "\n".join(md) + "\n")
+    return md
 
-    plt = pyplot()
-    n_ex = min(cfg.examples, len(ds.x_test))
-    run.save_figure(plot_kernels_and_maps(plt, model, params, state, ds.x_test[:n_ex], ds.y_test[:n_ex]), "feature_maps")
-    run.save_figure(plot_coverage(plt, cov, cfg.coverage_kernel), "coverage")
-    run.save_figure(plot_invariance(plt, cfg, inv_table), "invariance")
+
+def plot_overview(plt: Any, cfg: Config, model: Any, params: Any, state: Any, ds: Any,
+                  cov: dict[str, np.ndarray], inv_table: dict[str, list[float]], acc: float) -> Any:
+    """One figure: kernels, one digit's first feature maps, coverage, invariance."""
     # The overview: kernels, one digit's first feature maps, coverage, invariance.
     fig = plt.figure(figsize=(15, 8))
     gs = fig.add_gridspec(3, 8, height_ratios=[1, 1, 2.2])
@@ -511,11 +478,56 @@ def main(argv: list[str] | None = None) -> int:
     fig.suptitle(f"cnn2d on digits (test acc {acc:.3f}): learned 3x3 kernels and feature maps; pixel coverage "
                  f"by padding; translation invariance", fontsize=10)
     fig.tight_layout()
-    run.save_figure(fig, "cnn_anatomy")
-    print("\n".join(md))
-    print(f"cnn_anatomy: results in {run.path} ({time.time() - t0:.0f} s)")
-    return run.exit_code(res.interrupted)
+    return fig
 
+
+@experiment_main(EXPERIMENT)
+def main(argv: list[str] | None = None) -> int:
+    cfg = apply_smoke(parse_config(Config, argv, description=__doc__), SMOKE)
+    validate(cfg, EXPERIMENT, check_config)
+    from funcnn.data import load
+
+    ds = load("digits")
+    run = open_run(cfg, EXPERIMENT)
+    clock = Clock()
+    model = cnn2d(cfg.channels, ds.num_classes, kernel=cfg.kernel, pool=cfg.pool, rule=cfg.rule)
+    res = fit(model, "softmax_cross_entropy", make_optimizer("adam", cfg.lr), (ds.x_train, ds.y_train),
+              test_data=(ds.x_test, ds.y_test), epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seeds[0],
+              run_dir=run, progress=cfg.progress, name="cnn2d")
+    stopped = stopped_note(run, [("cnn2d", res.step, res.total_steps)], table=False) if res.interrupted else ""
+    if res.interrupted:
+        print(f"{EXPERIMENT}: {run.stop_reason}: analysing the model as trained so far.", file=sys.stderr)
+    params, state = res.params, res.state
+    acc = float(res.final.get("test_accuracy", float("nan")))
+    # Coverage heat maps, and the direct check.
+    cov, checks = {}, {}
+    for p in PADDINGS:
+        cov[p] = coverage_map(cfg.coverage_size, cfg.coverage_kernel, p, cfg.rule)
+        checks[p] = bool(np.array_equal(cov[p], coverage_direct(cfg.coverage_size, cfg.coverage_kernel, p)))
+    inv_rows, inv_table = invariance(cfg, model, params, state, ds.x_test[: cfg.max_test])  # translation invariance
+    geo_rows, summ = layer_rows(model, (1, *ds.x_train.shape[1:]))  # layer geometry and cost
+    size_rows = size_rows_of(cfg)
+    md = summary_markdown(cfg, res, acc, stopped, inv_rows, geo_rows, summ, size_rows, cov,
+                          findings(cfg, acc, cov, inv_table, checks))
+    run.write_json("summary.json", {
+        "experiment": EXPERIMENT, "run_name": run.run_name, "test_accuracy": acc,
+        "rows": inv_rows, "invariance": inv_rows, "layers": geo_rows, "output_sizes": size_rows,
+        "coverage": {p: m.tolist() for p, m in cov.items()}, "coverage_check": checks,
+        "total_params": summ.total_params, "total_macs": summ.total_macs,
+        "interrupted": res.interrupted, "step": res.step, "total_steps": res.total_steps,
+        "seconds": clock.wall,
+    })
+    run.write_text("summary.md", "\n".join(md) + "\n")
+
+    plt = pyplot()
+    n_ex = min(cfg.examples, len(ds.x_test))
+    run.save_figure(plot_kernels_and_maps(plt, model, params, state, ds.x_test[:n_ex], ds.y_test[:n_ex]), "feature_maps")
+    run.save_figure(plot_coverage(plt, cov, cfg.coverage_kernel), "coverage")
+    run.save_figure(plot_invariance(plt, cfg, inv_table), "invariance")
+    run.save_figure(plot_overview(plt, cfg, model, params, state, ds, cov, inv_table, acc), "cnn_anatomy")
+    print("\n".join(md))
+    print(f"cnn_anatomy: results in {run.path} ({clock.wall:.0f} s)")
+    return run.exit_code(res.interrupted)
 
 if __name__ == "__main__":
     sys.exit(main())
