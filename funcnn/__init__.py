@@ -6,8 +6,15 @@ autodiff twin (the same forward, differentiated by ``jax.grad``) lives under the
 :mod:`funcnn.reference`. Layers are stax-style ``(init, apply)`` pairs that take
 ``rule="hand"`` or ``rule="autodiff"``.
 
-Submodules: :mod:`funcnn.nn.initializers`, :mod:`funcnn.nn.diagnostics`, :mod:`funcnn.gradcheck`,
-:mod:`funcnn.train`, :mod:`funcnn.data`, :mod:`funcnn.train.parallel`.
+The package's folders are its architecture (imports flow one way, ops -> nn -> train -> study):
+the ops at the top (:mod:`~funcnn.activations`, :mod:`~funcnn.linear`, :mod:`~funcnn.conv`,
+:mod:`~funcnn.pooling`, :mod:`~funcnn.losses`, :mod:`~funcnn.normalization`), their twins in
+:mod:`funcnn.reference`, the op machinery in ``funcnn._ops`` (public faces:
+:mod:`funcnn.registry`, :mod:`funcnn.conv_autotune`), :mod:`funcnn.gradcheck`, the layers in
+:mod:`funcnn.nn`, training in :mod:`funcnn.train`, what experiment scripts share in
+:mod:`funcnn.study`, datasets in :mod:`funcnn.data`. The modules' older paths
+(``funcnn.layers``, ``funcnn.combinators``, ``funcnn.initializers``, ``funcnn.parallel``, ...)
+still import, as the same objects.
 
 On import, funcnn sets one XLA CPU flag that makes convolutions faster on CPU (see
 ``funcnn/_ops/xla.py`` and BENCHMARKS.md), only if no JAX backend exists yet and the user's

@@ -118,6 +118,22 @@ def label_out_of_range(labels: Any, k: int) -> int | None:
     return hi if hi >= k else None
 
 
+def check_int(fn: str, name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_bool(fn: str, name: str, value: Any) -> bool:
+    """Return ``value`` unchanged, raising TypeError unless it is a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> None:
     """Raise ValueError unless ``value`` is one of ``choices`` (listing them)."""
     if value not in choices:

@@ -57,23 +57,7 @@ class Dataset(NamedTuple):
         return self.x_test, self.y_test
 
 
-def _check_int(fn: str, name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(fn: str, name: str, value: Any) -> bool:
-    """Return ``value`` unchanged, raising TypeError unless it is a bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-# Submodules import Dataset (and the checks above) from here, so they come after them.
+# Submodules import Dataset from here, so they come after it.
 from funcnn.data import digits, mnist1d, synthetic  # noqa: E402
 from funcnn.data.digits import load_digits  # noqa: E402
 from funcnn.data.mnist1d import load_mnist1d, mnist1d_permutation  # noqa: E402

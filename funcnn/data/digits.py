@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from funcnn.data import Dataset, _check_bool, _check_int
+from funcnn._ops.checks import check_bool, check_int
+from funcnn.data import Dataset
 
 NUM_CLASSES = 10
 NUM_EXAMPLES = 1797
@@ -40,9 +41,9 @@ def load_digits(*, flat: bool = False, test_size: float = TEST_SIZE, seed: int =
         ValueError: ``test_size`` outside (0, 1) or too small/large to stratify; bad seed.
     """
     fn = "load_digits"
-    flat = _check_bool(fn, "flat", flat)
+    flat = check_bool(fn, "flat", flat)
     test_size = _check_test_size(fn, test_size, NUM_EXAMPLES, NUM_CLASSES)
-    seed = _check_int(fn, "seed", seed, 0)
+    seed = check_int(fn, "seed", seed, 0)
 
     from sklearn.datasets import load_digits as sk_load_digits  # optional dependency
     from sklearn.model_selection import train_test_split

@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from funcnn.data import Dataset, _check_bool
+from funcnn._ops.checks import check_bool
+from funcnn.data import Dataset
 
 NUM_CLASSES = 10
 LENGTH = 40
@@ -179,8 +180,8 @@ def load_mnist1d(
         the whole generated set), ``y`` int32 in [0, 10) (the train split has 394-411
         examples per class).
     """
-    flat = _check_bool("load_mnist1d", "flat", flat)
-    shuffled = _check_bool("load_mnist1d", "shuffled", shuffled)
+    flat = check_bool("load_mnist1d", "flat", flat)
+    shuffled = check_bool("load_mnist1d", "shuffled", shuffled)
     a = _load_arrays(cache_dir)
     x_train, x_test = a["x_train"], a["x_test"]
     if shuffled:

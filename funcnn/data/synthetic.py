@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from funcnn._ops.checks import check_choice
-from funcnn.data import Dataset, _check_int
+from funcnn._ops.checks import check_int
+from funcnn.data import Dataset
 
 
 def _sin(x: np.ndarray) -> np.ndarray:
@@ -116,8 +117,8 @@ def regression(
     """
     fn = "regression"
     check_choice(fn, "target name", name, REGRESSION_NAMES)
-    n_train = _check_int(fn, "n_train", n_train, 1)
-    n_test = _check_int(fn, "n_test", n_test, 2)
+    n_train = check_int(fn, "n_train", n_train, 1)
+    n_test = check_int(fn, "n_test", n_test, 2)
     if not isinstance(interval, Sequence) or isinstance(interval, str) or len(interval) != 2:
         raise ValueError(f"{fn}: interval must be a pair (low, high), got {interval!r}")
     low = _check_real(fn, "interval[0]", interval[0])
@@ -125,7 +126,7 @@ def regression(
     if not low < high:
         raise ValueError(f"{fn}: interval must have low < high, got {tuple(interval)!r}")
     noise = _check_real(fn, "noise", noise, minimum=0.0)
-    seed = _check_int(fn, "seed", seed, 0)
+    seed = check_int(fn, "seed", seed, 0)
 
     f = _TARGETS[name]
     rng = np.random.default_rng(seed)
@@ -169,10 +170,10 @@ def classification(
     fn = "classification"
     check_choice(fn, "dataset name", name, CLASSIFICATION_NAMES)
     k = _NUM_CLASSES[name]
-    n_train = _check_int(fn, "n_train", n_train, k)
-    n_test = _check_int(fn, "n_test", n_test, k)
+    n_train = check_int(fn, "n_train", n_train, k)
+    n_test = check_int(fn, "n_test", n_test, k)
     noise = _DEFAULT_NOISE[name] if noise is None else _check_real(fn, "noise", noise, minimum=0.0)
-    seed = _check_int(fn, "seed", seed, 0)
+    seed = check_int(fn, "seed", seed, 0)
 
     from sklearn import datasets  # optional dependency
     from sklearn.model_selection import train_test_split
