@@ -261,9 +261,15 @@ def test_a_grid_times_its_convolutions_vmapped_over_its_members(tuning, monkeypa
         model = serial(Conv1D(4, 3, stride=2, padding=1), Relu(), Flatten(), Dense(3))
         return TrainSpec(model, "softmax_cross_entropy", optax.sgd(c["lr"]))
 
-    run_grid(build, {"lr": [0.1, 0.2], "seed": [0, 1]}, (x, y), steps=2, batch_size=8, eval_every=0, progress=False)
+    run_grid(build, {"lr": [0.1, 0.2], "seed": [0, 1]}, (x, y), steps=2, batch_size=8, eval_every=0, progress=False,
+             parts=1)
     assert widths and set(widths) == {4}  # 2 lrs x 2 seeds, vmapped: every timing on 4 members
     assert all(k.endswith(" m4") for k in at.tuned())
+    widths.clear()
+    run_grid(build, {"lr": [0.1, 0.2], "seed": [0, 1]}, (x, y), steps=2, batch_size=8, eval_every=0, progress=False,
+             parts=2)
+    assert widths and set(widths) == {2}  # two slices of 2 members: timed as each slice's program runs
+    assert any(k.endswith(" m2") for k in at.tuned())
     with pytest.raises(ValueError, match="conv_autotune.members: n must be an int >= 1"):
         with at.members(0):
             pass

@@ -428,7 +428,7 @@ class PreparedGrid:
             info.compile_seconds = eng.compile_seconds
             params_host, state_host = eng.member_trees()
             div = eng.diverged()
-            dsteps = eng._members(eng.carry["diverged_step"])
+            dsteps = eng._members(eng._leaf("diverged_step"))
             for m, i in enumerate(eng.member_ids):
                 members[i] = MemberResult(
                     config=configs[i],

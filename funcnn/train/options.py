@@ -68,6 +68,13 @@ class TrainOptions:
         batch-norm statistics over the global batch); a grid's members are split over its
         ``"grid"`` axis (a group is padded to a multiple of the axis size; the padding never
         shows). ``None``: one device. See :mod:`funcnn.train.parallel`.
+      parts: a grid group's members train as this many equal slices side by side, one thread
+        each, on one compiled program (every choice block cut alike, so it must divide each
+        block's members). ``None`` (auto): on a multi-core CPU the most slices, up to one per
+        core, that divide them; 1 on GPU/TPU, on a mesh and in multi-process runs. Training does
+        not depend on it (params and step losses bitwise equal on CPU); evaluations run at the
+        slice's vmap width, so their metrics can differ in the last bit. Records and
+        checkpoints are the same whole-group ones (a run may resume with another value).
     """
 
     steps: int | None = None
@@ -89,6 +96,7 @@ class TrainOptions:
     callback: Callable[[dict[str, Any]], None] | None = None
     jit_kwargs: Mapping[str, Any] | None = None
     mesh: Any = None
+    parts: int | None = None
 
     def __post_init__(self) -> None:
         values = {name: _checked("TrainOptions", name, getattr(self, name)) for name in FIELDS}
@@ -104,7 +112,7 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainOptions)
 _COUNTS = {
     "steps": (1, True), "epochs": (1, True), "batch_size": (1, False), "eval_every": (0, True),
     "eval_batch_size": (1, False), "checkpoint_every": (1, True), "keep_checkpoints": (1, False),
-    "steps_per_call": (1, False),
+    "steps_per_call": (1, False), "parts": (1, True),
 }
 _FLAGS = {"eval_train": False, "resume": False, "progress": False, "classification": True}
 _FUNCTIONS = ("diagnostics", "callback")
@@ -222,7 +230,7 @@ def engine_config(o: TrainOptions, plan: Plan, *, batched: bool, blocks: Any = N
     return EngineConfig(
         plan=plan, batched=batched, eval_train=o.eval_train, classification=o.classification,
         eval_batch_size=o.eval_batch_size, diagnostics=o.diagnostics, jit_kwargs=o.jit_kwargs, mesh=o.mesh,
-        blocks=blocks,
+        blocks=blocks, parts=o.parts if batched else 1,
     )
 
 

@@ -3,6 +3,8 @@ and how every member's carry starts."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,3 +92,55 @@ def unstack_tree(tree: Any, m: int) -> Any:
     """Member ``m`` of a stacked pytree (sliced on the host)."""
     return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
 
+
+def auto_parts(n_members: int, blocks: tuple[int, tuple[str, ...]] | None, *, mesh: Any = None) -> int:
+    """How many slices a group's members train in, side by side, when the user did not say.
+
+    On a CPU with several cores (one process, no device mesh), the most slices, at most one per
+    core, that cut every choice block (``blocks``: ``k`` blocks of ``M / k`` members) or the
+    group into equal parts: a vmapped group's small matmuls keep about one core busy, so a
+    second slice on a second core trains beside it (and a narrower vmap costs less per member).
+    On GPU/TPU 1: one wide program is what an accelerator wants.
+    """
+    if mesh is not None or jax.default_backend() != "cpu" or jax.process_count() > 1:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    width = n_members // blocks[0] if blocks is not None else n_members
+    return max(n for n in range(1, max(1, min(cores, width)) + 1) if width % n == 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberParts:
+    """A group's members dealt into equal slices that train side by side on one program.
+
+    ``index[p]``: the group's member positions in slice ``p``. With choice blocks, every slice
+    takes the same share of every block (so each slice is ``k`` blocks of its own), else
+    contiguous runs. :meth:`cut` and :meth:`join` move member-stacked trees between the
+    group's order and the slices (on the host).
+    """
+
+    index: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, n_members: int, blocks: tuple[int, tuple[str, ...]] | None, parts: int) -> MemberParts:
+        k = blocks[0] if blocks is not None else 1
+        width = n_members // k
+        if parts < 1 or width % parts:
+            raise ValueError(
+                f"parts={parts} must divide the {width} members of each of the group's {k} choice block"
+                f"{'s' if k != 1 else ''} ({n_members} members)"
+            )
+        g = width // parts
+        return cls(tuple(np.concatenate([np.arange(b * width + p * g, b * width + (p + 1) * g) for b in range(k)])
+                         for p in range(parts)))
+
+    def cut(self, tree: Any) -> list[Any]:
+        host = jax.device_get(tree)
+        return [jax.tree.map(lambda a, ix=ix: jax.device_put(np.asarray(a)[ix]), host) for ix in self.index]
+
+    def join(self, trees: Sequence[Any]) -> Any:
+        order = np.argsort(np.concatenate(self.index), kind="stable")
+        return jax.tree.map(lambda *a: np.concatenate(a)[order], *jax.device_get(list(trees)))

@@ -34,6 +34,10 @@ class EngineConfig:
       mesh: a device mesh (:mod:`funcnn.train.parallel`), or None for one device.
       blocks: ``(k, choice_keys)``: the members form ``k`` equal contiguous blocks, each with one
         value of every choice key (see :mod:`funcnn.train.engine`); None: plain vmap.
+      parts: train a group's members as this many equal slices side by side, one thread each,
+        on one compiled program (every choice block is cut alike); None: as
+        :func:`~funcnn.train.engine.carry.auto_parts` decides. Training and checkpoints do not
+        depend on it; evaluations (run at the slice's width) can differ in their last bit.
     """
 
     plan: Plan
@@ -45,6 +49,7 @@ class EngineConfig:
     jit_kwargs: Mapping[str, Any] | None = None
     mesh: Any = None
     blocks: tuple[int, tuple[str, ...]] | None = None
+    parts: int | None = None
 
     def program_key(self) -> tuple[Any, ...]:
         """The settings that shape the compiled programs (``eval_train`` only changes their inputs)."""

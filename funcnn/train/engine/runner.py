@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn.train import parallel
-from funcnn.train.engine.carry import divergence_message
+from funcnn.train.engine.carry import MemberParts, auto_parts, divergence_message
 from funcnn.train.engine.plan import metric_dtype
 from funcnn.train.engine.programs import EngineConfig, compiled_programs
 from funcnn.train.step import STEP_METRICS
@@ -67,7 +67,14 @@ class Engine:
             carry0 = self._place_carry(carry0)
             train = self._place_data(train)
             test = self._place_data(test) if test is not None else None
+        # Members trained as slices side by side (one thread each, one program): see
+        # EngineConfig.parts. self._carries / self._hps hold the slices; self.carry joins them.
+        n_parts = 1
+        if batched and mesh is None:
+            n_parts = config.parts if config.parts is not None else auto_parts(n_members, config.blocks)
+        self.parts = MemberParts.of(n_members, config.blocks, n_parts) if n_parts > 1 else None
         self.hp = hp
+        self._hps = self.parts.cut(hp) if self.parts is not None else [hp]
         self.carry = carry0
         self._unpad = None
         self.x, self.y = train
@@ -91,7 +98,8 @@ class Engine:
         # History buffers, member axis first.
         T = plan.total_steps
         self.step_hist = {m: np.full((self.M, T), np.nan, self._mdt) for m in STEP_METRICS}
-        shapes = jax.eval_shape(evaluate, self.carry["params"], self.carry["state"], hp, self.datasets)
+        c0 = self._carries[0]
+        shapes = jax.eval_shape(evaluate, c0["params"], c0["state"], self._hps[0], self.datasets)
         E = len(plan.eval_steps)
         self.eval_hist = {}
         for k, sd in shapes.items():
@@ -99,6 +107,34 @@ class Engine:
             self.eval_hist[k] = np.full((self.M, E, *shp), np.nan, self._mdt)
         self.eval_done = np.zeros((E,), bool)
         self.step = 0
+
+    @property
+    def carry(self) -> dict[str, Any]:
+        """Every member's carry, stacked in the group's order (joined on the host from the
+        slices when the group trains in :attr:`parts`)."""
+        if self.parts is None:
+            return self._carries[0]
+        return self.parts.join(self._carries)
+
+    @carry.setter
+    def carry(self, value: dict[str, Any]) -> None:
+        self._carries = self.parts.cut(value) if self.parts is not None else [value]
+
+    def _leaf(self, name: str) -> Any:
+        """``self.carry[name]`` without joining the rest of the carry."""
+        if self.parts is None:
+            return self._carries[0][name]
+        return self.parts.join([c[name] for c in self._carries])
+
+    def _each(self, fn: Callable[..., Any], *per_part: Sequence[Any]) -> list[Any]:
+        """``fn(*args)`` for every slice's arguments, the slices side by side in threads (each
+        waited for in its thread, so their programs run at once)."""
+        if len(per_part[0]) == 1:
+            return [fn(*(a[0] for a in per_part))]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(per_part[0]), thread_name_prefix="funcnn-part") as pool:
+            return list(pool.map(lambda args: jax.block_until_ready(fn(*args)), zip(*per_part)))
 
     @property
     def traces(self) -> int:
@@ -140,17 +176,18 @@ class Engine:
 
     def member_trees(self) -> tuple[Any, Any]:
         """Host ``(params, state)`` stacked over the group's members (padding dropped)."""
+        carry = self.carry
         if self.mesh is None:
-            return jax.device_get((self.carry["params"], self.carry["state"]))
-        return jax.tree.map(self._members, (self.carry["params"], self.carry["state"]))
+            return jax.device_get((carry["params"], carry["state"]))
+        return jax.tree.map(self._members, (carry["params"], carry["state"]))
 
     # ------------------------------------------------------------------ host helpers
     def alive(self) -> np.ndarray:
-        return self._members(self.carry["alive"]).reshape(self.M)
+        return self._members(self._leaf("alive")).reshape(self.M)
 
     def diverged(self) -> list[str | None]:
-        steps = self._members(self.carry["diverged_step"]).reshape(self.M)
-        codes = self._members(self.carry["diverged_code"]).reshape(self.M)
+        steps = self._members(self._leaf("diverged_step")).reshape(self.M)
+        codes = self._members(self._leaf("diverged_code")).reshape(self.M)
         return [divergence_message(c, s) for c, s in zip(codes, steps)]
 
     # ------------------------------------------------------------------ checkpoints
@@ -190,8 +227,9 @@ class Engine:
         if self.mesh is not None:
             return
         t0 = time.perf_counter()
-        chunk_args = (self.carry, self.hp, self.plan.steps_per_call, self.step, self.x, self.y)
-        eval_args = (self.carry["params"], self.carry["state"], self.hp, self.datasets)
+        c0, h0 = self._carries[0], self._hps[0]  # every slice has the same shapes
+        chunk_args = (c0, h0, self.plan.steps_per_call, self.step, self.x, self.y)
+        eval_args = (c0["params"], c0["state"], h0, self.datasets)
         chunk, new_c = self.programs.aot("chunk", self.programs.chunk, chunk_args)
         evaluate, new_e = self.programs.aot("evaluate", self.programs.evaluate, eval_args)
         self._chunk, self._evaluate = chunk, evaluate
@@ -204,15 +242,16 @@ class Engine:
         """Run steps up to the next boundary (at most ``steps_per_call``); returns how many."""
         nxt = min(b for b in self.plan.boundaries() if b > self.step)
         n = min(self.plan.steps_per_call, nxt - self.step)
-        carry, buf = self._chunk(self.carry, self.hp, n, self.step, self.x, self.y)
+        outs = self._each(lambda c, h: self._chunk(c, h, n, self.step, self.x, self.y), self._carries, self._hps)
+        carries = [o[0] for o in outs]
         if self.mesh is not None:
             # One partitioned program in flight at a time (see the module docstring).
-            carry = jax.block_until_ready(carry)
-        buf = jax.device_get(buf)
+            carries = [jax.block_until_ready(carries[0])]
+        buf = self.parts.join([o[1] for o in outs]) if self.parts is not None else jax.device_get(outs[0][1])
         for k, v in buf.items():
             v = np.asarray(v).reshape(self.M_dev, -1)[: self.M]
             self.step_hist[k][:, self.step : self.step + n] = v[:, :n]
-        self.carry, self.step = carry, self.step + n
+        self._carries, self.step = carries, self.step + n
         return n
 
     def pending_eval(self) -> int | None:
@@ -225,9 +264,9 @@ class Engine:
 
     def run_eval(self, i: int) -> list[dict[str, Any]]:
         """Evaluate now (eval slot ``i``); returns one JSON-able record per member."""
-        out = jax.device_get(
-            self._evaluate(self.carry["params"], self.carry["state"], self.hp, self.datasets)
-        )
+        outs = self._each(lambda c, h: self._evaluate(c["params"], c["state"], h, self.datasets), self._carries,
+                          self._hps)
+        out = self.parts.join(outs) if self.parts is not None else jax.device_get(outs[0])
         alive = self.alive()
         for k, v in out.items():
             v = np.asarray(v)
