@@ -1062,9 +1062,11 @@ def write_summary(run: Any, cfg: Config, out: Outcome, findings: list[str], cloc
             "compilations": {f"{ds}/{arch}/{g.name}": g.traces for (ds, arch), res in out.results.items()
                              for g in res.groups},
             "runtime_s": {"wall": clock.wall, "train_wall": out.train_s, "cpu": clock.cpu,
-                          # per grid: compiling its programs, then training (grids may overlap)
+                          # per grid (grids run side by side): "run" is its wall time from start to
+                          # end, compiling included (a group compiles as it starts, the next one in
+                          # the background meanwhile); "compile" sums its groups' compile times
                           "grids": {f"{ds}/{arch}": {"compile": sum(g.compile_seconds for g in res.groups),
-                                                     "train": res.seconds}
+                                                     "run": res.seconds}
                                     for (ds, arch), res in out.results.items()}},
             "mesh": None if out.mesh is None else dict(out.mesh.shape), "grid_workers": out.workers,
         },

@@ -494,7 +494,7 @@ def run_grids(prepared: Sequence[PreparedGrid], *, workers: int | None = None) -
     def one(j: int) -> GridResult:
         if stop.is_set():
             raise KeyboardInterrupt
-        prepared[j].compile()
+        # run compiles each group as it starts and the next one in the background meanwhile
         return prepared[j].run(stop=stop)
 
     pool = concurrent.futures.ThreadPoolExecutor(n_workers, thread_name_prefix="funcnn-grid")
