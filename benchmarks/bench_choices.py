@@ -67,7 +67,7 @@ def measure(arch: str, mode: str, steps: int, rounds: int, d) -> dict:
     spec = ARCHS[arch]
     grid = {"activation": list(ACTS), "lr": list(spec["lr"]), "seed": [0, 1, 2]}
     kw = dict(steps=steps * 4, batch_size=spec["batch"], eval_every=steps * 4, eval_train=False, batched=("lr",),
-              steps_per_call=steps, progress=False, test_data=(d.x_test, d.y_test))
+              steps_per_call=steps, progress=False, test_data=(d.x_test, d.y_test), parts=1)  # one program per group
     if mode != "static":
         kw.update(choices=("activation",), choice_mode=mode)
     prepared = prepare_grid(_build(arch, d), grid, (d.x_train, d.y_train), **kw)

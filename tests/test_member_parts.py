@@ -13,7 +13,7 @@ import pytest
 
 from funcnn import Activation, Choice, Dense, serial
 from funcnn.train import RunDir, TrainSpec, run_grid
-from funcnn.train.engine.carry import MemberParts, auto_parts
+from funcnn.train.engine.carry import MemberParts, auto_parts, slices_of
 
 from _tiny import xent
 
@@ -99,12 +99,22 @@ def test_auto_parts_follows_the_cores_and_the_blocks(monkeypatch):
     assert auto_parts(6, (2, ("a",))) == 3  # blocks of 3: 3 slices (4 does not divide them)
     assert auto_parts(7, None) == 1  # a prime group stays whole
     assert auto_parts(8, None, mesh=object()) == 1
+    assert slices_of(8, (2, ("a",)), 3) == 2 and slices_of(5, None, 8) == 5
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert auto_parts(8, (2, ("a",))) == 1  # an accelerator wants one wide program
 
 
-def test_parts_must_divide_the_blocks():
-    with pytest.raises(ValueError, match=r"parts=3 must divide the 4 members"):
-        _run(3)
+def test_parts_is_at_most_and_checked():
+    three, one = _run(3), _run(1)  # blocks of 4 members: at most 3 slices is 2 slices
+    _same(one, three)
     with pytest.raises(ValueError, match=r"parts must be an int >= 1, got 0"):
         _run(0)
+
+
+def test_a_run_in_one_program_resumes_in_slices(tmp_path):
+    full = _run(1)
+    ck = tmp_path / "ck"
+    assert _run(1, checkpoint_dir=str(ck), checkpoint_every=8, callback=_stop_at(8)).interrupted
+    resumed = _run(2, checkpoint_dir=str(ck), checkpoint_every=8, resume=True)
+    assert not resumed.interrupted
+    _same(full, resumed)

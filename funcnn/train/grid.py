@@ -68,6 +68,7 @@ import numpy as np
 from funcnn.nn.choice import Choice
 from funcnn.train.engine import CompileAhead, Engine, check_data, check_labels, run_engines
 from funcnn.train.engine import init_carry, make_carry, stack_trees, unstack_tree
+from funcnn.train.engine.carry import cpu_cores
 from funcnn.train.spec import resolve_spec
 from funcnn.train.loop import History, history_of, init_member
 from funcnn.train.options import TrainOptions, engine_config, make_plan, resolve_options, with_option_keywords
@@ -466,7 +467,7 @@ def grid_workers(prepared: Sequence[PreparedGrid], workers: int | None = None) -
     if (len(prepared) < 2 or jax.default_backend() != "cpu" or jax.process_count() > 1
             or any(e.mesh is not None for p in prepared for e in p.engines)):
         return 1
-    return int(min(len(prepared), os.cpu_count() or 1))
+    return int(min(len(prepared), cpu_cores()))
 
 
 def run_grids(prepared: Sequence[PreparedGrid], *, workers: int | None = None) -> list[GridResult]:

@@ -68,13 +68,16 @@ class TrainOptions:
         batch-norm statistics over the global batch); a grid's members are split over its
         ``"grid"`` axis (a group is padded to a multiple of the axis size; the padding never
         shows). ``None``: one device. See :mod:`funcnn.train.parallel`.
-      parts: a grid group's members train as this many equal slices side by side, one thread
-        each, on one compiled program (every choice block cut alike, so it must divide each
-        block's members). ``None`` (auto): on a multi-core CPU the most slices, up to one per
-        core, that divide them; 1 on GPU/TPU, on a mesh and in multi-process runs. Training does
-        not depend on it (params and step losses bitwise equal on CPU); evaluations run at the
-        slice's vmap width, so their metrics can differ in the last bit. Records and
-        checkpoints are the same whole-group ones (a run may resume with another value).
+      parts: a grid group's members train as at most this many equal slices side by side, one
+        thread each, on one compiled program (every choice block cut alike: the most slices up
+        to ``parts`` that divide each block's members). ``None`` (auto): on a multi-core CPU
+        up to one per core; 1 on GPU/TPU, on a mesh, in multi-process runs and for ``fit``
+        (one model), where any value means 1. Training does not depend on it (the
+        convolutions' ``auto`` choice is timed at a whole block's width; params and step
+        losses are bitwise equal on CPU); evaluations run at the slice's vmap width, so their
+        metrics can differ in the last bit (so can a run on a machine with another number of
+        cores). Records and checkpoints are the whole group's: a run may resume under
+        another value.
     """
 
     steps: int | None = None

@@ -40,6 +40,11 @@ others are replicated. Each call is waited for before the next (simulated CPU de
 can stall in collective rendezvous when many partitioned programs are queued). Without a
 mesh nothing of this runs: the single-device programs are unchanged.
 
+Slices (``EngineConfig.parts``): on a multi-core CPU a group's members can train as equal
+slices side by side, one thread each, on the same compiled program (each slice keeps ``k``
+blocks of its own); the engine joins them for records and checkpoints, which stay the
+whole group's (see :class:`~funcnn.train.engine.carry.MemberParts`).
+
 Modules: :mod:`~funcnn.train.engine.plan` (when to step, evaluate and checkpoint; data
 checks), :mod:`~funcnn.train.engine.carry` (what a member carries and how it starts),
 :mod:`~funcnn.train.engine.programs` (the two jitted functions and their cache, built from one

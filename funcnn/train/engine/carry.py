@@ -93,23 +93,38 @@ def unstack_tree(tree: Any, m: int) -> Any:
     return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[m]), tree)
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def block_width(n_members: int, blocks: tuple[int, tuple[str, ...]] | None) -> int:
+    """Members per choice block (``blocks``: ``k`` blocks of ``M / k``), or the group's size."""
+    return n_members // blocks[0] if blocks is not None else n_members
+
+
+def slices_of(n_members: int, blocks: tuple[int, tuple[str, ...]] | None, most: int) -> int:
+    """The most equal slices, at most ``most``, that cut every block (or the group) alike."""
+    width = block_width(n_members, blocks)
+    return max(n for n in range(1, max(1, min(most, width)) + 1) if width % n == 0)
+
+
 def auto_parts(n_members: int, blocks: tuple[int, tuple[str, ...]] | None, *, mesh: Any = None) -> int:
     """How many slices a group's members train in, side by side, when the user did not say.
 
     On a CPU with several cores (one process, no device mesh), the most slices, at most one per
-    core, that cut every choice block (``blocks``: ``k`` blocks of ``M / k`` members) or the
-    group into equal parts: a vmapped group's small matmuls keep about one core busy, so a
-    second slice on a second core trains beside it (and a narrower vmap costs less per member).
-    On GPU/TPU 1: one wide program is what an accelerator wants.
+    core, that cut every choice block or the group into equal parts: a vmapped group's small
+    matmuls keep about one core busy, so a second slice on a second core trains beside it (and
+    a narrower vmap costs less per member). Grids that also train side by side
+    (:func:`funcnn.train.run_grids`) then share the cores with the slices. On GPU/TPU 1: one
+    wide program is what an accelerator wants.
     """
     if mesh is not None or jax.default_backend() != "cpu" or jax.process_count() > 1:
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    width = n_members // blocks[0] if blocks is not None else n_members
-    return max(n for n in range(1, max(1, min(cores, width)) + 1) if width % n == 0)
+    return slices_of(n_members, blocks, cpu_cores())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,10 +34,13 @@ class EngineConfig:
       mesh: a device mesh (:mod:`funcnn.train.parallel`), or None for one device.
       blocks: ``(k, choice_keys)``: the members form ``k`` equal contiguous blocks, each with one
         value of every choice key (see :mod:`funcnn.train.engine`); None: plain vmap.
-      parts: train a group's members as this many equal slices side by side, one thread each,
-        on one compiled program (every choice block is cut alike); None: as
+      parts: train a group's members as at most this many equal slices side by side, one thread
+        each, on one compiled program (every choice block is cut alike); None: as
         :func:`~funcnn.train.engine.carry.auto_parts` decides. Training and checkpoints do not
         depend on it; evaluations (run at the slice's width) can differ in their last bit.
+      tune_width: the member count the convolutions' ``auto`` choice is timed at (set by the
+        engine to a whole block's members when it slices a group, so that slicing never
+        changes which algorithm runs); None: the width the program runs at.
     """
 
     plan: Plan
@@ -50,6 +53,7 @@ class EngineConfig:
     mesh: Any = None
     blocks: tuple[int, tuple[str, ...]] | None = None
     parts: int | None = None
+    tune_width: int | None = None
 
     def program_key(self) -> tuple[Any, ...]:
         """The settings that shape the compiled programs (``eval_train`` only changes their inputs)."""
@@ -60,6 +64,8 @@ class EngineConfig:
             key = (*key, self.blocks)
         if self.mesh is not None:
             key = (*key, self.mesh)
+        if self.tune_width is not None:
+            key = (*key, ("tune_width", self.tune_width))
         return key
 
 
@@ -132,7 +138,8 @@ def remember(key: Any, value: Any) -> Any:
     return value
 
 
-def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]], stacked: int) -> Callable[..., Any]:
+def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]], stacked: int,
+               tune_width: int | None = None) -> Callable[..., Any]:
     """``member_fn(*member_args, hp, *shared)`` over stacked members, run block by block.
 
     The first ``stacked`` arguments (member-stacked) and the batched entries of ``hp`` are cut
@@ -153,7 +160,7 @@ def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]
         def one_block(block):
             m_blk, hb_blk, hc_blk = block
             per_member = jax.vmap(lambda m, h: member_fn(*m, {**h, **hc_blk}, *shared))
-            with conv_autotune.members(_width(m_blk)):  # the convolutions' autotune times G members
+            with conv_autotune.members(tune_width or _width(m_blk)):  # the convolutions' autotune times G members
                 return per_member(m_blk, hb_blk)
 
         out = jax.lax.map(one_block, (cut(members), cut(hb), hc))
@@ -167,13 +174,14 @@ def _width(tree: Any) -> int:
     return int(jax.tree.leaves(tree)[0].shape[0])
 
 
-def _members_vmap(fn: Callable[..., Any], in_axes: tuple, **kwargs: Any) -> Callable[..., Any]:
+def _members_vmap(fn: Callable[..., Any], in_axes: tuple, tune_width: int | None = None, **kwargs: Any
+                  ) -> Callable[..., Any]:
     """``jax.vmap(fn, in_axes)`` traced under :func:`funcnn._ops.conv_autotune.members` of the
     member axis' length, so ``auto`` convolutions are timed as the vmapped program runs them."""
     vf = jax.vmap(fn, in_axes=in_axes, **kwargs)
 
     def run(*args: Any) -> Any:
-        with conv_autotune.members(_width(args[0])):
+        with conv_autotune.members(tune_width or _width(args[0])):
             return vf(*args)
 
     return run
@@ -260,11 +268,11 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
 
     if mesh is None:
         if batched and blocks is not None:
-            chunk = _in_blocks(member_chunk, blocks, stacked=1)  # (carry, hp, n, start, x, y)
-            evaluate = _in_blocks(member_eval, blocks, stacked=2)  # (params, state, hp, datasets)
+            chunk = _in_blocks(member_chunk, blocks, 1, config.tune_width)  # (carry, hp, n, start, x, y)
+            evaluate = _in_blocks(member_eval, blocks, 2, config.tune_width)  # (params, state, hp, datasets)
         elif batched:
-            chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None))
-            evaluate = _members_vmap(member_eval, (0, 0, 0, None))
+            chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None), config.tune_width)
+            evaluate = _members_vmap(member_eval, (0, 0, 0, None), config.tune_width)
         else:
             chunk, evaluate = member_chunk, member_eval
         return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter)

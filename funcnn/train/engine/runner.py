@@ -3,6 +3,7 @@ checkpoints, resume, a progress bar and Ctrl-C."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn.train import parallel
-from funcnn.train.engine.carry import MemberParts, auto_parts, divergence_message
+from funcnn.train.engine.carry import MemberParts, auto_parts, block_width, divergence_message, slices_of
 from funcnn.train.engine.plan import metric_dtype
 from funcnn.train.engine.programs import EngineConfig, compiled_programs
 from funcnn.train.step import STEP_METRICS
@@ -71,8 +72,12 @@ class Engine:
         # EngineConfig.parts. self._carries / self._hps hold the slices; self.carry joins them.
         n_parts = 1
         if batched and mesh is None:
-            n_parts = config.parts if config.parts is not None else auto_parts(n_members, config.blocks)
+            n_parts = (slices_of(n_members, config.blocks, config.parts) if config.parts is not None
+                       else auto_parts(n_members, config.blocks))
         self.parts = MemberParts.of(n_members, config.blocks, n_parts) if n_parts > 1 else None
+        if self.parts is not None:  # the slices' convolutions are timed at a whole block's width
+            config = dataclasses.replace(config, tune_width=block_width(n_members, config.blocks))
+            self.config = config
         self.hp = hp
         self._hps = self.parts.cut(hp) if self.parts is not None else [hp]
         self.carry = carry0
@@ -176,7 +181,9 @@ class Engine:
 
     def member_trees(self) -> tuple[Any, Any]:
         """Host ``(params, state)`` stacked over the group's members (padding dropped)."""
-        carry = self.carry
+        if self.parts is not None:
+            return self.parts.join([(c["params"], c["state"]) for c in self._carries])
+        carry = self._carries[0]
         if self.mesh is None:
             return jax.device_get((carry["params"], carry["state"]))
         return jax.tree.map(self._members, (carry["params"], carry["state"]))
