@@ -1061,6 +1061,8 @@ def write_summary(run: Any, cfg: Config, out: Outcome, findings: list[str], cloc
             "excluded_output_nonlinearities": list(output_nonlinearities()),
             "compilations": {f"{ds}/{arch}/{g.name}": g.traces for (ds, arch), res in out.results.items()
                              for g in res.groups},
+            # how many slices each group's members trained in, side by side (TrainOptions.parts)
+            "parts": {f"{ds}/{arch}/{g.name}": g.parts for (ds, arch), res in out.results.items() for g in res.groups},
             "runtime_s": {"wall": clock.wall, "train_wall": out.train_s, "cpu": clock.cpu,
                           # per grid (grids run side by side): "run" is its wall time from start to
                           # end, compiling included (a group compiles as it starts, the next one in

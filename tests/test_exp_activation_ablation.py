@@ -60,6 +60,9 @@ def test_smoke(smoke_run):
 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["findings"] and not summary["interrupted"]
+    # every group says how many slices trained side by side (auto: 1 on one core, more on several)
+    assert summary["parts"] and all(isinstance(v, int) and v >= 1 for v in summary["parts"].values())
+    assert set(summary["parts"]) == set(summary["compilations"])
     rows = summary["rows"]
     assert {r["activation"] for r in rows} == {"relu", "leaky_relu"}
     for r in rows:

@@ -52,6 +52,7 @@ def test_slices_train_exactly_as_one_program(tmp_path):
     runs = {p: RunDir(tmp_path, "g", f"p{p}") for p in (1, 2, 4)}
     res = {p: _run(p, run_dir=runs[p]) for p in (1, 2, 4)}
     assert [g.traces for g in res[2].groups] == [1]  # the slices share one compiled program
+    assert [g.parts for g in res[2].groups] == [2] and [g.parts for g in res[1].groups] == [1]
     _same(res[1], res[2])
     _same(res[1], res[4])
     recs = {p: sorted(json.dumps({k: r[k] for k in ("group", "member", "config", "step")}, sort_keys=True)

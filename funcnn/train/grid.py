@@ -173,8 +173,9 @@ class MemberResult:
 
 @dataclasses.dataclass
 class GroupInfo:
-    """A compiled group: its static values, its members (indices), trace count, and how many
-    programs were compiled ahead of time for it and in how many seconds."""
+    """A compiled group: its static values, its members (indices), trace count, how many
+    programs were compiled ahead of time for it and in how many seconds, and in how many
+    slices its members trained side by side (``TrainOptions.parts``)."""
 
     name: str
     static: Config
@@ -182,6 +183,7 @@ class GroupInfo:
     traces: int
     compilations: int = 0
     compile_seconds: float = 0.0
+    parts: int = 1
 
 
 @dataclasses.dataclass
@@ -427,6 +429,7 @@ class PreparedGrid:
             info.traces = eng.traces
             info.compilations = eng.compilations
             info.compile_seconds = eng.compile_seconds
+            info.parts = 1 if eng.parts is None else len(eng.parts.index)
             params_host, state_host = eng.member_trees()
             div = eng.diverged()
             dsteps = eng._members(eng._leaf("diverged_step"))
