@@ -50,6 +50,7 @@ from funcnn.train import (
 )
 from funcnn.conv import conv_output_size
 from funcnn.study.cli import (
+    grid_stop,
     ConfigError,
     apply_smoke,
     check_batch,
@@ -62,9 +63,6 @@ from funcnn.study.cli import (
     dataset_facts,
     experiment_main,
     explicit_fields,
-    grid_progress,
-    interrupted_at,
-    stopped_note,
     validate,
 )
 from funcnn.study.plots import pyplot
@@ -372,11 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_every=max(1, cfg.steps // max(1, cfg.evals)), run_dir=run, progress=cfg.progress, name="cnn_ablation",
         mesh=cfg.device_mesh(),
     )
-    progress = grid_progress(res, cfg.steps)
-    stopped = stopped_note(run, progress) if res.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if res.interrupted else ""
-    if res.interrupted:
-        print(f"{EXPERIMENT}: {run.stop_reason}: summarizing what was trained.", file=sys.stderr)
+    stopped, suffix = grid_stop(run, res, cfg.steps, EXPERIMENT)
     members = [m for m in res.members if m.step > 0 or not res.interrupted]  # not started: left out
     rows = rows_of(cfg, members, zoo, (1, *ds.x_train.shape[1:]))
     compare_rows, recipe, found = ours_vs_paper(rows), recipe_of(cfg, len(ds.x_train)), findings(cfg, rows)

@@ -23,7 +23,6 @@ metrics.jsonl, loss_curves.png, grad_norms.png.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +43,7 @@ from funcnn.train import (
     summarize,
 )
 from funcnn.study.cli import (
+    grid_stop,
     OptimizerName,
     apply_smoke,
     check_batch,
@@ -52,10 +52,7 @@ from funcnn.study.cli import (
     check_int,
     check_positive,
     experiment_main,
-    grid_progress,
-    interrupted_at,
     require,
-    stopped_note,
     validate,
 )
 from funcnn.study.plots import pyplot
@@ -269,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         test_data=(data.x_test, data.y_test), steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
         batched=("clip", "gain", "lr"), run_dir=run, progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT,
     )
-    progress = grid_progress(result, cfg.steps)
-    stopped = stopped_note(run, progress) if result.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
-    if result.interrupted:
-        print(f"gradient_stability: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    stopped, suffix = grid_stop(run, result, cfg.steps, EXPERIMENT)
     records = records_of(result, scenarios)
     rows = rows_of(records)
     findings = findings_of(rows, scenarios, stopped)

@@ -36,7 +36,6 @@ training_curves.png, saturation.png.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,6 +58,7 @@ from funcnn.train import (
     summarize,
 )
 from funcnn.study.cli import (
+    grid_stop,
     OptimizerName,
     apply_smoke,
     check_batch,
@@ -69,9 +69,6 @@ from funcnn.study.cli import (
     check_positive,
     check_values,
     experiment_main,
-    grid_progress,
-    interrupted_at,
-    stopped_note,
     validate,
 )
 from funcnn.study.plots import nanmean, pyplot
@@ -354,11 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         batched=("lr",), choices=("activation", "init"), diagnostics=diagnostics_on(*probe), run_dir=run,
         progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT,
     )
-    progress = grid_progress(result, cfg.steps)
-    stopped = stopped_note(run, progress) if result.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
-    if result.interrupted:
-        print(f"init_ablation: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
+    stopped, suffix = grid_stop(run, result, cfg.steps, EXPERIMENT)
     records = records_of(cfg, result, chance)
     rows = rows_of(records)
     findings = findings_of(cfg, rows, chance, stopped)

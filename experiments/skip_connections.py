@@ -27,7 +27,6 @@ delta_norms.png (error-term norm against layer, at init and at the end), accurac
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import jax.numpy as jnp
@@ -38,6 +37,7 @@ from funcnn.data import load
 from funcnn.nn.models import mlp, residual_mlp
 from funcnn.train import ExperimentConfig, TrainSpec, make_optimizer, open_run, parse_config, run_grid, summarize
 from funcnn.study.cli import (
+    grid_stop,
     OptimizerName,
     apply_smoke,
     check_batch,
@@ -47,9 +47,6 @@ from funcnn.study.cli import (
     check_positive,
     check_values,
     experiment_main,
-    grid_progress,
-    interrupted_at,
-    stopped_note,
     validate,
 )
 from funcnn.study.plots import pyplot
@@ -208,11 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                       steps=cfg.steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every,
                       choices=("activation", "init"), diagnostics=diagnostics, run_dir=run,
                       progress=cfg.progress, mesh=cfg.device_mesh(), name=EXPERIMENT)
-    progress = grid_progress(result, cfg.steps)
-    stopped = stopped_note(run, progress) if result.interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if result.interrupted else ""
-    if result.interrupted:
-        print(f"{EXPERIMENT}: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    stopped, suffix = grid_stop(run, result, cfg.steps, EXPERIMENT)
     members = [m for m in result.members if m.step > 0 or not result.interrupted]  # not started: left out
     records = [member_record(m) for m in members]
     rows = summarize([{k2: r[k2] for k2 in ("config", "metrics", "diverged", "step")} for r in records])

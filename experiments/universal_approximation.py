@@ -32,7 +32,6 @@ metrics.jsonl, max_error_vs_width.png, fits.png.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,6 +55,7 @@ from funcnn.train import (
 )
 from funcnn.data import REGRESSION_NAMES
 from funcnn.study.cli import (
+    grid_stop,
     apply_smoke,
     check_choice,
     check_hidden_activations,
@@ -64,11 +64,8 @@ from funcnn.study.cli import (
     check_values,
     experiment_main,
     explicit_fields,
-    grid_progress,
-    interrupted_at,
     replace_config,
     require,
-    stopped_note,
     validate,
 )
 from funcnn.study.plots import pyplot
@@ -276,11 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                    batched=("width", "target_id", "lr"), run_dir=run, progress=cfg.progress,
                    mesh=cfg.device_mesh(), name=EXPERIMENT)
     interrupted = res.interrupted
-    progress = grid_progress(res, cfg.steps)
-    stopped = stopped_note(run, progress) if interrupted else ""
-    suffix = f" ({interrupted_at(progress)})" if interrupted else ""
-    if interrupted:
-        print(f"universal_approximation: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    stopped, suffix = grid_stop(run, res, cfg.steps, EXPERIMENT)
     records, fits = records_of(cfg, res, build, x_test, y_test)
     rows = summarize(records)
     findings, slopes = findings_of(cfg, rows)

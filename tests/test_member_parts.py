@@ -119,3 +119,15 @@ def test_a_run_in_one_program_resumes_in_slices(tmp_path):
     resumed = _run(2, checkpoint_dir=str(ck), checkpoint_every=8, resume=True)
     assert not resumed.interrupted
     _same(full, resumed)
+
+
+def test_grid_stop_names_where_an_interrupted_grid_stopped(tmp_path, capsys):
+    from funcnn.study.cli import grid_stop
+
+    run = RunDir(tmp_path, "exp", "r")
+    assert grid_stop(run, _run(2), 24, "exp") == ("", "")  # a finished grid: nothing to say
+    stopped, suffix = grid_stop(run, _run(2, callback=_stop_at(8)), 24, "exp")
+    assert suffix == " (interrupted at step 8 of 24)"
+    assert stopped.startswith("Interrupted by Ctrl-C at step 8 of 24 (group ")
+    assert "exp: " in capsys.readouterr().err
+    run.close()

@@ -361,6 +361,17 @@ def stopped_note(run: RunDir, progress: Sequence[tuple[str, int, int]], *, table
     return text
 
 
+def grid_stop(run: RunDir, result: Any, total: int, experiment: str) -> tuple[str, str]:
+    """``(stopped, suffix)`` of a grid run: its :func:`stopped_note` and the title's
+    ``" (interrupted at ...)"`` when ``result`` was interrupted (saying so on stderr), else
+    ``("", "")``. ``total``: the steps every group trains."""
+    if not result.interrupted:
+        return "", ""
+    progress = grid_progress(result, total)
+    print(f"{experiment}: {run.stop_reason}; summarizing what was trained", file=sys.stderr)
+    return stopped_note(run, progress), f" ({interrupted_at(progress)})"
+
+
 _IMPORT_HELP = (
     "import MODULE before the run (repeatable: --import a --import b): a module name importable "
     "from the current directory, or a path to a .py file. Activations it registers with "
