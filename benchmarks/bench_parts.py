@@ -14,7 +14,6 @@ final test accuracies agree (training is bitwise the same).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import activation_ablation as A  # noqa: E402
 
 from funcnn.data import load  # noqa: E402
+from funcnn._ops.conv_autotune import cpu_model  # noqa: E402
 from funcnn.train import TrainSpec, prepare_grid  # noqa: E402
+from funcnn.train.engine.carry import cpu_cores  # noqa: E402
 
 
 def prepared(cfg, configs, data, parts: int):
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "--mlp-steps", str(args.steps)]))
     data = {ds: load(ds) for ds in cfg.datasets}
     configs = A.grid_configs(cfg)
-    print(f"{len(configs)} members x {args.steps} steps; {len(os.sched_getaffinity(0))} cores; jax "
+    print(f"{len(configs)} members x {args.steps} steps; {cpu_model()}, {cpu_cores()} cores; jax "
           f"{jax.__version__} on {jax.default_backend()}", flush=True)
     walls: dict[int, list[float]] = {1: [], args.parts: []}
     finals: dict[int, list[float]] = {}

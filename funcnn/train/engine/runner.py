@@ -54,7 +54,6 @@ class Engine:
     ) -> None:
         self.name = name
         self.spec_fn = spec_fn
-        self.config = config
         self.mesh = mesh = config.mesh
         self.batched = batched = config.batched
         self.M = n_members
@@ -77,8 +76,7 @@ class Engine:
         self.parts = MemberParts.of(n_members, config.blocks, n_parts) if n_parts > 1 else None
         if self.parts is not None:  # the slices' convolutions are timed at a whole block's width
             config = dataclasses.replace(config, tune_width=block_width(n_members, config.blocks))
-            self.config = config
-        self.hp = hp
+        self.config = config
         self._hps = self.parts.cut(hp) if self.parts is not None else [hp]
         self.carry = carry0
         self._unpad = None
