@@ -390,8 +390,8 @@ def train_grid(
         d = data[ds]
         st = arch_settings(cfg, arch)
         steps = st["steps"]
-        xp = jnp.asarray(d.x_train[: cfg.probe_size])
-        yp = jnp.asarray(d.y_train[: cfg.probe_size])
+        xp = jax.device_put(d.x_train[: cfg.probe_size])
+        yp = jax.device_put(d.y_train[: cfg.probe_size])
 
         def build(c: Mapping[str, Any], d: Any = d) -> TrainSpec:
             model = make_model(c["arch"], c["activation"], c["rule"], d.x_train.shape[1:], d.num_classes,
@@ -438,8 +438,9 @@ def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) 
     program instead of one per pair. Returned per activation: median microseconds per call and
     the median over rounds of the per-round ratio to ``relu`` under the same rule.
     """
-    x = jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float32)
-    g = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float32)
+    rng = np.random.default_rng(0)  # drawn on the host: no XLA program for the inputs
+    x = jax.device_put(rng.standard_normal(shape, np.float32))
+    g = jax.device_put(rng.standard_normal(shape, np.float32))
     pairs = [(rule, n) for rule in RULES for n in dict.fromkeys(["relu", *names])]
     branches = []
     for rule, n in pairs:
@@ -454,7 +455,7 @@ def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) 
 
         branches.append(fwd_bwd)
     program = jax.jit(lambda i, x, g: jax.lax.switch(i, branches, x, g))
-    keyed = {f"{r}:{n}": (lambda i=jnp.int32(i): program(i, x, g)) for i, (r, n) in enumerate(pairs)}
+    keyed = {f"{r}:{n}": (lambda i=jax.device_put(np.int32(i)): program(i, x, g)) for i, (r, n) in enumerate(pairs)}
     samples = time_interleaved(keyed, rounds=rounds, warmup=1, min_time=0.01)
     rows = []
     for n in names:
@@ -471,14 +472,17 @@ def activation_costs(names: Sequence[str], shape: tuple[int, int], rounds: int) 
 def step_costs(cfg: Config, d: Any, arch: str, activation: str, rounds: int) -> dict[str, float]:
     """Milliseconds per jitted train step (one member, the architecture's batch) per rule."""
     st = arch_settings(cfg, arch)
-    x = jnp.asarray(d.x_train[: st["batch"]])
-    y = jnp.asarray(d.y_train[: st["batch"]])
+    x = jax.device_put(d.x_train[: st["batch"]])
+    y = jax.device_put(d.y_train[: st["batch"]])
     fns = {}
+    opt = optax.adam(st["lr"])
+    params = state = opt_state = None
     for rule in RULES:
         model = make_model(arch, activation, rule, d.x_train.shape[1:], d.num_classes, cfg.mlp_widths)
-        opt = optax.adam(st["lr"])
-        _, params, state = model.init(jax.random.PRNGKey(0), x.shape)
-        opt_state = opt.init(params)
+        if params is None:  # the rules share their layers, so their params: one jitted init
+            params, state, opt_state = jax.jit(
+                lambda k, model=model: (lambda p, s: (p, s, opt.init(p)))(*model.init(k, x.shape)[1:])
+            )(jax.random.PRNGKey(0))
         step = make_train_step(model, "softmax_cross_entropy", opt)
         key = jax.random.PRNGKey(0)
         fns[rule] = lambda step=step, p=params, o=opt_state, s=state: step(p, o, s, x, y, key)

@@ -205,11 +205,13 @@ def test_evaluation_programs_time_nothing_training_steps_do(tuning):
     evaluate = make_eval_fn(model, "softmax_cross_entropy", batch_size=6)
     assert np.isfinite(float(evaluate(params, state, x, y)["loss"]))
     assert tuning == [] and at.tuned() == {}  # the forward-only shape: thresholds, nothing timed
-    with at.forward_only():
-        with at.forward_only():
+    with at.untimed():
+        with at.forward_only():  # the same block
             pass
-        assert at._local.forward_only == 1  # nested blocks restore their depth
-    assert at._local.forward_only == 0
+        assert at._local.untimed == 1  # nested blocks restore their depth
+        jax.grad(lambda p: funcnn.softmax_cross_entropy(model.apply(p, state, x)[0], y))(params)
+    assert at._local.untimed == 0
+    assert tuning == [] and at.tuned() == {}  # a gradient traced untimed: nothing timed either
 
     def loss(p):
         return funcnn.softmax_cross_entropy(model.apply(p, state, x)[0], y)
@@ -219,6 +221,30 @@ def test_evaluation_programs_time_nothing_training_steps_do(tuning):
     n = len(tuning)
     evaluate(params, state, x[:3], y[:3])  # another forward-only shape: still nothing timed
     assert len(tuning) == n and len(at.tuned()) == 1
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_training_times_its_step_not_its_diagnostics_probe_or_evaluations(tuning):
+    import optax
+
+    from funcnn import Conv2D, Dense, Flatten, Relu, serial
+    from funcnn.diagnostics import error_terms
+    from funcnn.train import fit
+
+    model = serial(Conv2D(4, (3, 3), padding="SAME"), Relu(), Flatten(), Dense(3))
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(12, 8, 7, 3)), jnp.float32)
+    y = jnp.arange(12) % 3
+    probe = (x[:5], y[:5])  # its own batch shape, forward and backward
+
+    def diagnostics(model, params, state):  # error terms need the probe's dx sums
+        return {"probe_loss": error_terms(model, params, state, funcnn.softmax_cross_entropy, *probe).loss}
+
+    res = fit(model, "softmax_cross_entropy", optax.sgd(0.1), (x, y), test_data=(x[:7], y[:7]), steps=2,
+              batch_size=4, eval_every=1, diagnostics=diagnostics, progress=False)
+    assert np.all(np.isfinite(np.asarray(res.history.eval_metrics["probe_loss"])))
+    keys = list(at.tuned())
+    assert len(keys) == 1 and keys[0].startswith("x(4, 8, 7, 3) ")  # the training batch only
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")

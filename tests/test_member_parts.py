@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from funcnn import Activation, Choice, Dense, serial
+from funcnn import Activation, Dense, serial
 from funcnn.train import RunDir, TrainSpec, run_grid
 from funcnn.train.engine.carry import MemberParts, auto_parts, slices_of
 

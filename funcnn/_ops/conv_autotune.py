@@ -13,8 +13,8 @@ core count and jax version (:func:`cache_file`), so later runs on the machine re
 compilations (about a second or two per shape for LeNet-sized layers); the choice changes
 the order of additions only, never the maths.
 
-Shapes traced forward only (evaluation programs: :func:`forward_only`) are not measured:
-they reuse a measured choice or take the thresholds'.
+Shapes traced in programs that run rarely (evaluations, diagnostics probes: :func:`untimed`)
+are not measured: they reuse a measured choice or take the thresholds'.
 
 Turn it off with ``FUNCNN_CONV_AUTOTUNE=0`` (the test suite does, for reproducible
 programs): ``auto`` then uses the fixed thresholds :data:`funcnn.conv.AUTO_THRESHOLDS`.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -46,7 +47,7 @@ import numpy as np
 from funcnn._ops.conv_algorithms import AUTOTUNER, FORWARD, threshold_parts
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
-__all__ = ["ENV", "enabled", "disabled", "forward_only", "members", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+__all__ = ["ENV", "enabled", "disabled", "untimed", "forward_only", "members", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
 
 ENV = "FUNCNN_CONV_AUTOTUNE"
 _log = logging.getLogger("funcnn")
@@ -54,7 +55,7 @@ _lock = threading.RLock()
 _memory: dict[str, tuple[str, str, str]] = {}
 _loaded: dict[str, bool] = {}
 _off_depth = [0]  # > 0 inside ``with disabled():``
-_local = threading.local()  # .forward_only > 0 inside ``with forward_only():`` (per thread)
+_local = threading.local()  # .untimed > 0 inside ``with untimed():`` (per thread)
 
 #: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
 #: (a 3x3 32 -> 32 forward measured ~60x slower than textbook; BENCHMARKS.md), so it is
@@ -90,18 +91,24 @@ def disabled() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def forward_only() -> Iterator[None]:
-    """Tracing in this block (this thread) builds convolutions that run forward only, whose
-    backward sums never run: ``auto`` then uses a choice already measured for the shape, else
-    the thresholds', and measures nothing (timing three sums for a shape that runs one is
-    wasted start-up). :func:`funcnn.train.make_eval_fn` traces its model under it, so the
-    evaluation batch shapes of a training run are not timed."""
-    depth = getattr(_local, "forward_only", 0)
-    _local.forward_only = depth + 1
+def untimed() -> Iterator[None]:
+    """Tracing in this block (this thread) builds convolutions that run too rarely to be
+    worth timing: an evaluation's forward (whose backward sums never run), a diagnostics
+    probe run at each evaluation. ``auto`` then uses a choice already measured for the
+    shape, else the thresholds', and measures nothing (timing three sums for a shape that
+    runs a handful of times is wasted start-up). :func:`funcnn.train.make_eval_fn` traces its
+    model under it, and the training engine its diagnostics hook, so neither the evaluation
+    batch shapes nor the probe batch of a training run are timed."""
+    depth = getattr(_local, "untimed", 0)
+    _local.untimed = depth + 1
     try:
         yield
     finally:
-        _local.forward_only = depth
+        _local.untimed = depth
+
+
+#: The same block as :func:`untimed`, named for programs that run forward only.
+forward_only = untimed
 
 
 @contextlib.contextmanager
@@ -177,11 +184,15 @@ def _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tu
     shape); with ``n > 1`` stacked for ``n`` members (a leading member axis)."""
     rng = np.random.default_rng(0)
     lead = (n,) if n > 1 else ()
-    x = jnp.asarray(rng.standard_normal(lead + tuple(x_shape)), dtype)
-    w = jnp.asarray(rng.standard_normal(lead + tuple(w_shape)) / math.sqrt(math.prod(w_shape[:3])), dtype)
+
+    def put(a: np.ndarray) -> jax.Array:  # converted on the host: no XLA program per shape
+        return jax.device_put(np.asarray(a, jnp.dtype(dtype)))
+
+    x = put(rng.standard_normal(lead + tuple(x_shape)))
+    w = put(rng.standard_normal(lead + tuple(w_shape)) / math.sqrt(math.prod(w_shape[:3])))
     y_shape = jax.eval_shape(lambda x, w: FORWARD["textbook"](x, w, strides, pads, dilations, None),
                              jax.ShapeDtypeStruct(tuple(x_shape), dtype), jax.ShapeDtypeStruct(tuple(w_shape), dtype)).shape
-    return x, w, jnp.asarray(rng.standard_normal(lead + tuple(y_shape)), dtype)
+    return x, w, put(rng.standard_normal(lead + tuple(y_shape)))
 
 
 def _jit(f: Callable[..., Any], x: jax.Array) -> Callable[..., Any]:
@@ -209,19 +220,27 @@ def _time_candidate(part, name, inputs, strides, pads, dilations) -> float:
 TIMER: Callable[..., float] = _time_candidate
 
 
-def _time_plan(parts, inputs, strides, pads, dilations, reps: int = 3) -> float:
-    """Seconds of the three sums of one convolution (forward, dx, dw) run together, as a
-    training step runs them, under the algorithms ``parts``: the best of ``reps``."""
-    x, w, g = inputs
+@functools.lru_cache(maxsize=64)
+def _plan_program(parts, in_sizes, k_sizes, strides, pads, dilations, members: bool) -> Callable[..., Any]:
+    """The jitted three sums of one plan (one function per plan and shape, so the rounds of
+    :func:`measure` compile each plan once)."""
     fwd, dx, dw = parts
-    in_sizes, k_sizes = x.shape[-3:-1], w.shape[-4:-2]
 
     def step(x, w, g):
         return (FORWARD[fwd](x, w, strides, pads, dilations, None),
                 INPUT_GRAD[dx](g, w, in_sizes, strides, pads, dilations, None),
                 KERNEL_GRAD[dw](x, g, k_sizes, strides, pads, dilations, None))
 
-    return _time_call(_jit(step, x), (x, w, g), reps)
+    return jax.jit(jax.vmap(step) if members else step)
+
+
+def _time_plan(parts, inputs, strides, pads, dilations, reps: int = 3) -> float:
+    """Seconds of the three sums of one convolution (forward, dx, dw) run together, as a
+    training step runs them, under the algorithms ``parts``: the best of ``reps``."""
+    x, w, g = inputs
+    fn = _plan_program(tuple(parts), tuple(x.shape[-3:-1]), tuple(w.shape[-4:-2]), tuple(strides),
+                       tuple(map(tuple, pads)), tuple(dilations), x.ndim == 5)
+    return _time_call(fn, (x, w, g), reps)
 
 
 #: The timer of a whole plan: ``(parts, (x, w, g), strides, pads, dilations) -> seconds``.
@@ -316,7 +335,7 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
         n = getattr(_local, "members", 1)
         if n > 1:
             key = f"{key} m{n}"
-        if getattr(_local, "forward_only", 0):
+        if getattr(_local, "untimed", 0):
             return _memory.get(key)  # None: the thresholds
         if key not in _memory:
             _log.info("funcnn._ops.conv_autotune: timing the algorithms of %s (once per CPU; %s)", key, path)

@@ -65,6 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn._ops.host import to_device
 from funcnn.nn.choice import Choice
 from funcnn.train.engine import CompileAhead, Engine, check_data, check_labels, run_engines
 from funcnn.train.engine import init_carry, make_carry, stack_trees, unstack_tree
@@ -334,7 +335,7 @@ def prepare_grid(
             if choice_mode == "blocks" and o.mesh is None and len(set(sizes.values())) == 1:
                 blocks = (len(sizes), tuple(choices))
         hp = {
-            k: jnp.asarray([hp_value(configs[i], k) for i in idxs], jnp.int32 if k in alternatives else None)
+            k: to_device([hp_value(configs[i], k) for i in idxs], np.int32 if k in alternatives else None)
             for k in [*bkeys, *choices, "seed"]
         }
         spec_fn = _traced_build(build, static, bkeys, alternatives)

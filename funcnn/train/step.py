@@ -258,7 +258,7 @@ def make_eval_fn(
 
         def chunk(args):
             xb, yb = args
-            with conv_autotune.forward_only():  # no backward here: the autotune times nothing
+            with conv_autotune.untimed():  # no backward here: the autotune times nothing
                 out, _ = model.apply(params, state, xb, train=False)
             losses = jax.vmap(per_example_loss)(out, yb)
             hits = correct(out, yb) if classify else jnp.zeros(losses.shape, bool)

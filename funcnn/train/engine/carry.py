@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from funcnn._ops.host import to_device
 from funcnn.train.engine.programs import cached, remember
 
 DIVERGENCE_REASONS = {1: "loss became nan", 2: "loss became inf", 3: "gradient norm became non-finite"}
@@ -42,9 +42,9 @@ def make_carry(params: Any, state: Any, opt_state: Any, data_key: jax.Array, tra
         "state": state,
         "key": train_key,
         "data_key": data_key,
-        "alive": jnp.asarray(True),
-        "diverged_step": jnp.asarray(-1, jnp.int32),
-        "diverged_code": jnp.asarray(0, jnp.int32),
+        "alive": to_device(True),
+        "diverged_step": to_device(-1, np.int32),
+        "diverged_code": to_device(0, np.int32),
     }
 
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn._ops.checks import label_out_of_range
+from funcnn._ops.host import to_device
 
 
 def metric_dtype() -> np.dtype:
@@ -101,7 +102,7 @@ def check_data(fn: str, name: str, data: Any) -> tuple[jax.Array, jax.Array]:
         )
     if np.shape(x)[0] == 0:
         raise ValueError(f"{fn}: {name} is empty")
-    return jnp.asarray(x), jnp.asarray(y)
+    return to_device(x), to_device(y)
 
 
 def check_labels(fn: str, name: str, y: Any, model: Any, in_shape: tuple[int, ...]) -> None:

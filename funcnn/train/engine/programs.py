@@ -260,7 +260,10 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
             for k, v in ev(params, state, x, y).items():
                 out[f"{dname}_{k}"] = v
         if diagnostics is not None:
-            for k, v in dict(diagnostics(model, params, state)).items():
+            # run once per evaluation, so its convolutions are not worth timing
+            with conv_autotune.untimed():
+                extra = dict(diagnostics(model, params, state))
+            for k, v in extra.items():
                 if k in out:
                     raise ValueError(f"diagnostics: metric name {k!r} clashes with a built-in metric")
                 out[k] = jnp.asarray(v)

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from funcnn._ops.host import to_device
 from funcnn.train import parallel
 from funcnn.train.engine.carry import MemberParts, auto_parts, block_width, divergence_message, slices_of
 from funcnn.train.engine.plan import metric_dtype
@@ -213,7 +213,7 @@ class Engine:
 
     def load_checkpoint_tree(self, tree: dict[str, Any]) -> None:
         if self.mesh is None:
-            self.carry = jax.tree.map(jnp.asarray, tree["carry"])
+            self.carry = jax.tree.map(to_device, tree["carry"])
         else:
             self.carry = self._place_carry(tree["carry"])
         self.step_hist = {k: np.array(v) for k, v in tree["step_hist"].items()}
