@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -377,8 +378,9 @@ def train_grid(
     The grids train side by side, ``--grid-workers`` at a time (default: one per CPU core on
     CPU, see :func:`funcnn.train.grid_workers`).
 
-    Returns ``({(dataset, arch): GridResult}, interrupted, workers)``; after a Ctrl-C the
-    grids not yet started are skipped and what trained is returned.
+    Returns ``({(dataset, arch): GridResult}, interrupted, workers, started)`` (``started``:
+    ``time.perf_counter()`` when the grids began); after a Ctrl-C the grids not yet started
+    are skipped and what trained is returned.
     """
     seeds = [int(s) for s in cfg.seeds]
     tables = init_tables(cfg, configs, data)
@@ -416,9 +418,10 @@ def train_grid(
         )
     grids = list(prepared.values())
     workers = grid_workers(grids, cfg.grid_workers)
+    started = time.perf_counter()
     done = run_grids(grids, workers=workers)
     results = dict(zip(prepared, done))
-    return results, any(r.interrupted for r in done) or len(done) < len(grids), workers
+    return results, any(r.interrupted for r in done) or len(done) < len(grids), workers, started
 
 
 # --------------------------------------------------------------------------------------
@@ -959,6 +962,9 @@ class Outcome:
     suffix: str = ""  # appended to the title on an early stop
     costs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     steps: dict[str, float] | None = None
+    grids_started: float = 0.0  # clock seconds when the grids began (data loaded, grids prepared)
+    first_step_s: float | None = None  # seconds from the launch to the first training step
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)  # see main()
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -972,7 +978,10 @@ def train(cfg: Config, run: Any, data: Mapping[str, Any], clock: Clock) -> Outco
     print(f"{EXPERIMENT}: {len(configs)} members ({len(cfg.activations)} activations x archs {list(cfg.archs)} x "
           f"datasets {list(cfg.datasets)} x lrs x {len(cfg.seeds)} seeds) -> {run.path}", flush=True)
     mesh = cfg.device_mesh()
-    results, interrupted, workers = train_grid(configs, cfg, data, run=run, mesh=mesh)
+    results, interrupted, workers, started = train_grid(configs, cfg, data, run=run, mesh=mesh)
+    firsts = [g.first_step_at for r in results.values() for g in r.groups if g.first_step_at is not None]
+    first_step_s = clock.since_launch(min(firsts)) if firsts else None
+    grids_started = started - clock.wall0
     stopped = suffix = ""
     if interrupted:
         print(f"{EXPERIMENT}: {run.stop_reason}; summarizing the members that were trained", file=sys.stderr)
@@ -993,7 +1002,8 @@ def train(cfg: Config, run: Any, data: Mapping[str, Any], clock: Clock) -> Outco
         for k, fam in (("dead", RELU_FAMILY), ("inactive", RELU_FAMILY), ("saturated", SATURATING)):
             if r["activation"] not in fam:
                 r[f"{k}_mean"] = r[f"{k}_std"] = None
-    return Outcome(configs=configs, results=results, workers=workers, mesh=mesh, train_s=clock.wall, rows=rows,
+    return Outcome(configs=configs, results=results, workers=workers, mesh=mesh, train_s=clock.wall,
+                   grids_started=grids_started, first_step_s=first_step_s, rows=rows,
                    rule_rows=rule_comparison(results, cfg) if cfg.compare_rules else [], interrupted=interrupted,
                    stopped=stopped, suffix=suffix)
 
@@ -1047,7 +1057,7 @@ def report(cfg: Config, out: Outcome, findings: list[str], clock: Clock) -> Repo
             rep.section(title, markdown_table(out.rule_rows))
             if out.steps:
                 rep.text(markdown_table([{"rule": r, "ms_per_step": out.steps[f"{r}_ms_per_step"]} for r in RULES]))
-    return rep.findings(findings).runtime(clock, train_s=out.train_s)
+    return rep.findings(findings).runtime(clock, train_s=out.train_s, first_step_s=out.first_step_s)
 
 
 def write_summary(run: Any, cfg: Config, out: Outcome, findings: list[str], clock: Clock) -> None:
@@ -1068,6 +1078,12 @@ def write_summary(run: Any, cfg: Config, out: Outcome, findings: list[str], cloc
             # how many slices each group's members trained in, side by side (TrainOptions.parts)
             "parts": {f"{ds}/{arch}/{g.name}": g.parts for (ds, arch), res in out.results.items() for g in res.groups},
             "runtime_s": {"wall": clock.wall, "train_wall": out.train_s, "cpu": clock.cpu,
+                          # seconds from the launch (interpreter and imports included)
+                          "launch": clock.launched, "first_step": out.first_step_s,
+                          # where the wall went, in order: start-up (before the clock), data,
+                          # prepare (init tables, grids' checks), grids (compile + train),
+                          # timing (op and step costs), findings (up to this summary)
+                          "phases": {**out.phases, "findings": clock.wall - sum(out.phases.values())},
                           # per grid (grids run side by side): "run" is its wall time from start to
                           # end, compiling included (a group compiles as it starts, the next one in
                           # the background meanwhile); "compile" sums its groups' compile times
@@ -1104,8 +1120,12 @@ def main(argv: list[str] | None = None) -> int:
     run = open_run(cfg, EXPERIMENT, resumable=True, extra={"hidden_activations": list(hidden_activations()),
                                            "excluded_output_nonlinearities": list(output_nonlinearities())})
     data = {ds: load(ds) for ds in cfg.datasets}
+    t_data = clock.wall
     out = train(cfg, run, data, clock)
+    t_train = clock.wall
     time_ops(cfg, out, run, data)
+    out.phases = {"data": t_data, "prepare": out.grids_started - t_data, "grids": t_train - out.grids_started,
+                  "timing": clock.wall - t_train}
     findings = findings_of(cfg, out)
     write_summary(run, cfg, out, findings, clock)
     plots(run, cfg, out)

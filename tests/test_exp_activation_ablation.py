@@ -88,10 +88,20 @@ def test_smoke(smoke_run):
     assert {k.rsplit("rule=", 1)[-1] for k in summary["compilations"]} == {"hand", "autodiff"}
     assert summary["run"]["compilations"] + summary["run"]["compile_cache_hits"] > 0 and summary["run"]["compile_seconds"] > 0
     assert summary["run"]["wall_seconds"] >= summary["run"]["compile_seconds"] / 4
+    # where the wall went: phases in order, summing to the in-process wall; the first step
+    # started after the data, the grids' preparation and the process's own start-up
+    rt = summary["runtime_s"]
+    assert list(rt["phases"]) == ["data", "prepare", "grids", "timing", "findings"]
+    assert all(v >= 0 for v in rt["phases"].values())
+    assert abs(sum(rt["phases"].values()) - rt["wall"]) < 0.05 * rt["wall"]
+    if rt["launch"] is not None:  # Linux: read from /proc
+        assert rt["launch"] > 0
+        assert rt["launch"] + rt["phases"]["data"] + rt["phases"]["prepare"] < rt["first_step"] < rt["launch"] + rt["wall"]
 
     md = (run / "summary.md").read_text()
     assert "| --- |" in md and "## Findings" in md and "softmax" in md
     assert "s wall; XLA compiled" in md and "persistent compilation cache" in md
+    assert "The first training step started" in md
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["smoke"] is True
     assert "softmax" in config["excluded_output_nonlinearities"]

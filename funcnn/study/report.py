@@ -15,16 +15,39 @@ Every experiment script writes its summary the same way::
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 
 
+def process_age() -> float | None:
+    """Seconds since this process was started (interpreter start-up and imports included),
+    read from ``/proc``; None where there is none."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclasses.dataclass
 class Clock:
-    """Wall and CPU seconds since it was made (CPU: this process, every thread)."""
+    """Wall and CPU seconds since it was made (CPU: this process, every thread).
+
+    ``launched``: how long the process had been running when the clock was made (start-up
+    and imports: :func:`process_age`), None where unknown; :meth:`since_launch` turns a
+    ``time.perf_counter()`` stamp into seconds after the launch."""
 
     wall0: float = dataclasses.field(default_factory=time.perf_counter)
     cpu0: float = dataclasses.field(default_factory=time.process_time)
+    launched: float | None = dataclasses.field(default_factory=process_age)
+
+    def since_launch(self, stamp: float) -> float | None:
+        """Seconds from the process's launch to the ``time.perf_counter()`` value ``stamp``."""
+        return None if self.launched is None else self.launched + (stamp - self.wall0)
 
     @property
     def wall(self) -> float:
@@ -60,10 +83,13 @@ class Report:
         """The findings, one bullet each (sentences computed from the measured numbers)."""
         return self.section(title, "\n".join(f"- {f}" for f in items))
 
-    def runtime(self, clock: Clock, *, train_s: float | None = None) -> Report:
-        """``Runtime: W s wall (T s training), C s CPU (this process).``"""
+    def runtime(self, clock: Clock, *, train_s: float | None = None, first_step_s: float | None = None) -> Report:
+        """``Runtime: W s wall (T s training), C s CPU (this process).``, and with
+        ``first_step_s`` (seconds from the launch to the first training step) `` The first
+        training step started F s after launch.``"""
         train = "" if train_s is None else f" ({train_s:.0f} s training)"
-        return self.text(f"Runtime: {clock.wall:.0f} s wall{train}, {clock.cpu:.0f} s CPU (this process).")
+        first = "" if first_step_s is None else f" The first training step started {first_step_s:.1f} s after launch."
+        return self.text(f"Runtime: {clock.wall:.0f} s wall{train}, {clock.cpu:.0f} s CPU (this process).{first}")
 
     def __str__(self) -> str:
         return "\n\n".join(b.rstrip() for b in self.blocks) + ("\n" if self.blocks else "")

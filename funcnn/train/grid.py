@@ -175,8 +175,10 @@ class MemberResult:
 @dataclasses.dataclass
 class GroupInfo:
     """A compiled group: its static values, its members (indices), trace count, how many
-    programs were compiled ahead of time for it and in how many seconds, and in how many
-    slices its members trained side by side (``TrainOptions.parts``)."""
+    programs were compiled ahead of time for it and in how many seconds, in how many
+    slices its members trained side by side (``TrainOptions.parts``), and when its first
+    training chunk was dispatched in this process (``first_step_at``, a
+    ``time.perf_counter()`` stamp; None when no step ran here)."""
 
     name: str
     static: Config
@@ -185,6 +187,7 @@ class GroupInfo:
     compilations: int = 0
     compile_seconds: float = 0.0
     parts: int = 1
+    first_step_at: float | None = None
 
 
 @dataclasses.dataclass
@@ -431,6 +434,7 @@ class PreparedGrid:
             info.compilations = eng.compilations
             info.compile_seconds = eng.compile_seconds
             info.parts = 1 if eng.parts is None else len(eng.parts.index)
+            info.first_step_at = eng.first_step_at
             params_host, state_host = eng.member_trees()
             div = eng.diverged()
             dsteps = eng._members(eng._leaf("diverged_step"))

@@ -93,23 +93,41 @@ class Engine:
         self.programs = compiled_programs(cache_key, spec_fn, config)
         self.compile_seconds = 0.0
         self.compilations = 0
+        self.first_step_at: float | None = None  # perf_counter when its first chunk was dispatched
         self._traces0 = self.programs.counter.traces
         self._chunk = self.programs.chunk
         self._evaluate = self.programs.evaluate
         evaluate = self.programs.evaluate_raw
 
-        # History buffers, member axis first.
+        # History buffers, member axis first. The evaluation's buffers need its output shapes:
+        # they are allocated when first needed (from the compiled evaluation, else by tracing
+        # it), so making an engine traces nothing and a grid's groups trace where they compile.
         T = plan.total_steps
         self.step_hist = {m: np.full((self.M, T), np.nan, self._mdt) for m in STEP_METRICS}
-        c0 = self._carries[0]
-        shapes = jax.eval_shape(evaluate, c0["params"], c0["state"], self._hps[0], self.datasets)
-        E = len(plan.eval_steps)
-        self.eval_hist = {}
-        for k, sd in shapes.items():
-            shp = tuple(sd.shape[1:]) if batched else tuple(sd.shape)
-            self.eval_hist[k] = np.full((self.M, E, *shp), np.nan, self._mdt)
-        self.eval_done = np.zeros((E,), bool)
+        self._evaluate_raw = evaluate
+        self._eval_hist: dict[str, np.ndarray] | None = None
+        self._eval_shapes: Any = None  # the compiled evaluation's output shapes, once compiled
+        self.eval_done = np.zeros((len(plan.eval_steps),), bool)
         self.step = 0
+
+    @property
+    def eval_hist(self) -> dict[str, np.ndarray]:
+        """Evaluation metrics: name -> ``(M, E, ...)`` (NaN where not evaluated)."""
+        if self._eval_hist is None:
+            shapes = self._eval_shapes
+            if shapes is None:
+                c0 = self._carries[0]
+                shapes = jax.eval_shape(self._evaluate_raw, c0["params"], c0["state"], self._hps[0], self.datasets)
+            E = len(self.plan.eval_steps)
+            self._eval_hist = {
+                k: np.full((self.M, E, *(tuple(sd.shape[1:]) if self.batched else tuple(sd.shape))), np.nan, self._mdt)
+                for k, sd in shapes.items()
+            }
+        return self._eval_hist
+
+    @eval_hist.setter
+    def eval_hist(self, value: dict[str, np.ndarray]) -> None:
+        self._eval_hist = value
 
     @property
     def carry(self) -> dict[str, Any]:
@@ -238,6 +256,7 @@ class Engine:
         chunk, new_c = self.programs.aot("chunk", self.programs.chunk, chunk_args)
         evaluate, new_e = self.programs.aot("evaluate", self.programs.evaluate, eval_args)
         self._chunk, self._evaluate = chunk, evaluate
+        self._eval_shapes = evaluate.out_info
         self.compilations += new_c + new_e
         if new_c or new_e:
             self.compile_seconds += time.perf_counter() - t0
@@ -247,6 +266,8 @@ class Engine:
         """Run steps up to the next boundary (at most ``steps_per_call``); returns how many."""
         nxt = min(b for b in self.plan.boundaries() if b > self.step)
         n = min(self.plan.steps_per_call, nxt - self.step)
+        if self.first_step_at is None:
+            self.first_step_at = time.perf_counter()
         outs = self._each(lambda c, h: self._chunk(c, h, n, self.step, self.x, self.y), self._carries, self._hps)
         carries = [o[0] for o in outs]
         if self.mesh is not None:
