@@ -98,8 +98,9 @@ def header_markdown(argv: list[str], started: float, load_start: str, extra: lis
     return "\n".join(lines)
 
 
-def targets_from_ops(rows: list[dict[str, Any]]) -> list[str]:
-    """Issue-5 op targets (hand <= twin everywhere, max-pool speedups, conv GFLOP/s) from ops rows."""
+def targets_from_ops(rows: list[dict[str, Any]], matmul_gflops: float | None = None) -> list[str]:
+    """Op targets (issue 5: hand <= twin everywhere, max-pool speedups, conv GFLOP/s; issue 20:
+    the 64-channel conv against ``matmul_gflops``, the same process's plain-matmul rate)."""
     out = []
     timed = [r for r in rows if "ratio" in r]
     if not timed:
@@ -126,6 +127,11 @@ def targets_from_ops(rows: list[dict[str, Any]]) -> list[str]:
             g = r["hand_gflops"]
             verdict = "**met (goal)**" if g >= 350 else ("**met (minimum)**" if g >= 250 else "**missed**")
             out.append(f"- conv2d fwd+bwd 64-channel case: {g:.0f} GFLOP/s (target >= 250, goal >= 350) — {verdict}")
+            if matmul_gflops:
+                frac = g / matmul_gflops
+                out.append(f"- conv2d fwd+bwd 64-channel case against this process's 2048^3 matmul "
+                           f"({matmul_gflops:.0f} GFLOP/s): {frac:.2f}x (target >= 0.9x, issue 20) — "
+                           f"{'**met**' if frac >= 0.9 else '**missed**'}")
     return out
 
 
@@ -140,9 +146,10 @@ def _section_ops(quick: bool) -> tuple[str, list[str]]:
     except ImportError as e:
         return f"## Ops: hand rules vs autodiff twins\n\nSkipped: benchmarks/bench_ops.py not importable ({e}).\n", []
     rows = bench_ops.run(rounds=5 if quick else 21)
-    gf = ""
+    gf, rate = "", None
     if hasattr(bench_ops, "matmul_gflops"):
-        gf = f"fp32 matmul 2048^3 in this process now: {bench_ops.matmul_gflops():.0f} GFLOP/s (the CPU's plain-matmul rate now; the 64-channel conv target of 250 assumed ~440).\n\n"
+        rate = bench_ops.matmul_gflops()
+        gf = f"fp32 matmul 2048^3 in this process now: {rate:.0f} GFLOP/s (the CPU's plain-matmul rate now; the 64-channel conv target of 250 assumed ~440).\n\n"
     md = (
         "## Ops: hand rules vs autodiff twins (forward + backward)\n\n"
         "Each row: `y, vjp = jax.vjp(op, ...); vjp(g)` jitted, random cotangent; hand rule vs twin "
@@ -151,7 +158,7 @@ def _section_ops(quick: bool) -> tuple[str, list[str]]:
     )
     targets = []
     try:
-        targets = targets_from_ops(rows)
+        targets = targets_from_ops(rows, rate)
     except Exception as e:  # the ops table's schema is another module's: never fail the run on it
         targets = [f"- op targets: could not be read from the ops rows ({type(e).__name__}: {e})"]
     return md, targets

@@ -165,7 +165,8 @@ def test_a_per_sum_timing_that_mispredicts_the_step_does_not_win(monkeypatch, tm
     try:
         plan = conv_plan(x, w, padding="SAME")
         assert (plan.forward, plan.input_grad, plan.kernel_grad) == base
-        assert rounds == [base, ("textbook",) * 3] * at.VERIFY_ROUNDS  # interleaved rounds
+        # interleaved rounds, until two in a row decide alike (a clear loss: one more round)
+        assert rounds == [base, ("textbook",) * 3] * (at.VERIFY_ROUNDS + 1)
         assert list(json.loads(at.cache_file().read_text())["choices"].values()) == [list(base)]
         # a measured plan within MIN_GAIN of the thresholds' does not win either
         at.clear()
@@ -175,6 +176,35 @@ def test_a_per_sum_timing_that_mispredicts_the_step_does_not_win(monkeypatch, tm
         assert (plan.forward, plan.input_grad, plan.kernel_grad) == base
     finally:
         at.clear()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_verification_repeats_until_stable_and_an_unsettled_decision_keeps_the_thresholds(monkeypatch):
+    x, w = _arrays()
+    base = funcnn._ops.conv_algorithms.threshold_parts(w.shape, (1, 1), (1, 1))
+    alone_fastest = {"forward": "textbook", "input_grad": "textbook", "kernel_grad": "textbook"}
+    monkeypatch.setattr(at, "TIMER", lambda part, name, *a: 1.0 if name == alone_fastest[part] else 2.0)
+    args = (tuple(x.shape), tuple(w.shape), (1, 1), ((1, 1), (1, 1)), (1, 1), jnp.float32)
+
+    def timer_of(measured_times):
+        it = iter(measured_times)
+        return lambda parts, *a: 1.0 if tuple(parts) == base else next(it)
+
+    # the measured plan clearly faster every round: kept once two running medians agree
+    monkeypatch.setattr(at, "PLAN_TIMER", timer_of([0.5] * 20))
+    plan, times = at.measure(*args)
+    assert plan == ("textbook",) * 3 and times["verify"]["rounds"] == at.VERIFY_ROUNDS + 1
+    assert times["verify"]["stable"]
+    # a slow round among fast ones: the median still decides, one round more settles it
+    monkeypatch.setattr(at, "PLAN_TIMER", timer_of([0.5, 3.0, 0.5, 0.5] + [0.5] * 20))
+    plan, times = at.measure(*args)
+    assert plan == ("textbook",) * 3 and times["verify"]["stable"]
+    # a measurement whose verdict flips with every round (win, lose, win, ...) never settles:
+    # the thresholds' plan is kept after the most rounds
+    monkeypatch.setattr(at, "PLAN_TIMER", timer_of([0.5, 1.5, 0.5] + [1.5, 0.5] * 10))
+    plan, times = at.measure(*args)
+    assert plan == base and times["verify"]["rounds"] == at.MAX_VERIFY_ROUNDS
+    assert not times["verify"]["stable"] and times["verify"]["kept"] == list(base)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")

@@ -7,8 +7,8 @@ CPU, the first time :func:`funcnn.conv2d` / :func:`funcnn.conv1d` is traced for 
 ``algorithm="auto"``, each of its three sums (forward, dx, dw) is timed alone under every
 algorithm that computes it, on random arrays of that shape and dtype; the fastest per sum
 is then verified against the fixed thresholds' plan with the three sums run together
-(interleaved rounds, medians) and kept only if it wins by :data:`MIN_GAIN`, else the
-thresholds' plan is kept. The choice is held in memory and in a JSON file per CPU model,
+(interleaved rounds, medians, repeated until the decision is stable) and kept only if it
+wins by :data:`MIN_GAIN`, else the thresholds' plan is kept. The choice is held in memory and in a JSON file per CPU model,
 core count and jax version (:func:`cache_file`), so later runs on the machine reuse it. A measurement costs a few
 compilations (about a second or two per shape for LeNet-sized layers); the choice changes
 the order of additions only, never the maths.
@@ -252,12 +252,18 @@ MIN_GAIN = 0.05
 #: Rounds of the thresholds' plan against the measured one, interleaved (A B A B ...); the
 #: medians decide, so one slow round (another process, a frequency change) does not.
 VERIFY_ROUNDS = 3
+#: Then more rounds until the decision is stable (the running medians after two rounds in a
+#: row decide alike), at most this many in all; a decision still changing then keeps the
+#: thresholds' plan (a choice that cannot be shown to win is not kept).
+MAX_VERIFY_ROUNDS = 9
 
 
 def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tuple[tuple[str, str, str], dict[str, Any]]:
     """Time every candidate of each sum, then verify the fastest per sum against the fixed
     thresholds' plan with the three sums run together: the measured plan is kept only when
-    it wins by :data:`MIN_GAIN` in the median of :data:`VERIFY_ROUNDS` interleaved rounds.
+    it wins by :data:`MIN_GAIN` in the medians of interleaved rounds, at least
+    :data:`VERIFY_ROUNDS`, repeated until two rounds in a row decide alike (at most
+    :data:`MAX_VERIFY_ROUNDS`; a decision that never settles keeps the thresholds).
     A sum timed alone can mispredict the step (caches, fusion, the other sums' layouts), and
     a choice that loses to the thresholds is never returned (so never cached).
 
@@ -278,14 +284,17 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tu
     base = threshold_parts(w_shape, strides, dilations)
     if measured == base:
         return measured, times
-    a, b = [], []
-    for _ in range(VERIFY_ROUNDS):
+    a, b, wins = [], [], []
+    while len(a) < MAX_VERIFY_ROUNDS and not (len(wins) >= 2 and wins[-1] == wins[-2]):
         a.append(PLAN_TIMER(base, inputs, strides, pads, dilations))
         b.append(PLAN_TIMER(measured, inputs, strides, pads, dilations))
+        if len(a) >= VERIFY_ROUNDS:
+            wins.append(bool(np.median(b) < (1.0 - MIN_GAIN) * np.median(a)))
+    stable = len(wins) >= 2 and wins[-1] == wins[-2]
     t_base, t_measured = float(np.median(a)), float(np.median(b))
-    keep = measured if t_measured < (1.0 - MIN_GAIN) * t_base else base
+    keep = measured if stable and wins[-1] else base
     times["verify"] = {"thresholds": list(base), "thresholds_s": t_base, "measured": list(measured),
-                       "measured_s": t_measured, "kept": list(keep)}
+                       "measured_s": t_measured, "rounds": len(a), "stable": stable, "kept": list(keep)}
     return keep, times
 
 
