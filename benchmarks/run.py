@@ -17,6 +17,8 @@ Sections (each produced by its own module, assembled here; ``--only`` picks some
 - ``conv-algorithms``: each sum of conv2d under every algorithm on a channel sweep, and
   whether ``auto`` (thresholds, autotune) picks the fastest on this CPU
   (``bench_conv_algorithms.py``);
+- ``main-job``: ``experiments/activation_ablation.py`` cold and warm in fresh processes, its
+  phases, programs and each grid against its FLOP bound (``bench_main_job.py``);
 - ``xla-flags`` (opt-in): funcnn's XLA default vs off, one subprocess per setting
   (``bench_xla_flags.py``; XLA reads flags once per process, so this one cannot share it).
 
@@ -46,7 +48,7 @@ import jax
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = Path(__file__).resolve().parent / "NOTES.md"
-SECTIONS = ("ops", "train", "compile", "grid", "conv-algorithms")
+SECTIONS = ("ops", "train", "compile", "grid", "conv-algorithms", "main-job")
 
 __all__ = ["main", "header_markdown", "targets_from_ops"]
 
@@ -272,11 +274,19 @@ def main(argv: list[str] | None = None) -> int:
             return md, [target]
 
         section("conv-algorithms", conv_algorithms)
+    if "main-job" in only:
+        from benchmarks import bench_main_job
+
+        def main_job():
+            md = bench_main_job.to_markdown(bench_main_job.run())
+            return md, _targets_in(md)
+
+        section("main-job", main_job)
     if a.xla_flags and jax.default_backend() == "cpu":
         section("xla-flags", lambda: (_section_xla_flags(a.quick), []))
 
     head = header_markdown(argv, started, load_start, [])
-    summary = ["## Targets (issues 5 and 14)", "", *(targets or ["- none measured in this run"]), ""]
+    summary = ["## Targets (issues 5, 14 and 20)", "", *(targets or ["- none measured in this run"]), ""]
     out = Path(a.out)
     text = "\n".join([head, "", *summary, *parts]) + _notes(out)
     tmp = out.with_suffix(out.suffix + ".tmp")
