@@ -5,8 +5,10 @@ empty cache folder: the fixed thresholds (``FUNCNN_CONV_AUTOTUNE=0``), the autot
 each sum's fastest algorithm as timed alone (the old rule: verification switched off), and
 the autotune as it is (per-sum winners verified against the thresholds' plan with the three
 sums run together). It prints, per mode, the algorithms chosen, the first call's seconds
-(compile + measurement) and the median and best of 40 steps. Compare the modes' ratios in one
-run: the absolute times move with the machine's load.
+(compile + measurement), the median and best of 40 steps, and the step against PyTorch's
+eager LeNet-5 (channels-last, the same batch) timed interleaved in the same process (> 1:
+funcnn is faster; skipped without PyTorch). Compare the modes' ratios in one run: the
+absolute times move with the machine's load.
 """
 
 from __future__ import annotations
@@ -51,14 +53,35 @@ def _one(mode: str, steps: int = 40) -> None:
         jax.block_until_ready(step(p, o, state, x, y, jax.random.key(1)))
         times.append(time.perf_counter() - t)
     plans = "; ".join("/".join(v) for v in at.tuned().values()) or "thresholds"
-    print(f"| {mode} | {plans} | {first:.1f} s | {1e3 * np.median(times):.2f} ms | {1e3 * min(times):.2f} ms |", flush=True)
+    vs_torch = "no PyTorch"
+    try:
+        from benchmarks import torch_models
+        from benchmarks._timing import ratio_stats, time_interleaved
+
+        if torch_models.torch_status()[0]:
+            tstep, _ = torch_models.make_torch_step(torch_models.lenet5_torch(activation="relu", pool="max"),
+                                                    np.array(x), np.array(y), channels_last=True)
+            box = [p, o]
+
+            def ours():
+                box[:] = step(box[0], box[1], state, x, y, jax.random.key(1))[:2]
+                return box[0]
+
+            _, raw = time_interleaved({"funcnn": ours, "torch": tstep}, rounds=15, min_time=0.05)
+            r = ratio_stats(raw, "torch", "funcnn")
+            vs_torch = f"{r.median:.2f}x [{r.q25:.2f}, {r.q75:.2f}]"
+    except ImportError as e:
+        vs_torch = f"skipped ({e})"
+    print(f"| {mode} | {plans} | {first:.1f} s | {1e3 * np.median(times):.2f} ms | {1e3 * min(times):.2f} ms "
+          f"| {vs_torch} |", flush=True)
 
 
 def main() -> int:
     if len(sys.argv) > 1:
         _one(sys.argv[1])
         return 0
-    print("| mode | chosen fwd/dx/dw per conv | first call | step median | step best |\n|---|---|---|---|---|")
+    print("| mode | chosen fwd/dx/dw per conv | first call | step median | step best | funcnn vs PyTorch eager "
+          "channels-last, steps/s (median of 15 interleaved rounds [q25, q75]) |\n|---|---|---|---|---|---|")
     for mode in MODES:
         subprocess.run([sys.executable, "-m", "benchmarks.bench_autotune_trap", mode], check=True)
     return 0
