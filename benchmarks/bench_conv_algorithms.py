@@ -102,7 +102,7 @@ def run(rounds: int = 7, verbose: bool = True) -> list[dict[str, Any]]:
     return rows
 
 
-_SHORT = {"textbook": "textbook", "taps": "taps", "space_to_depth": "s2d"}
+_SHORT = {"textbook": "textbook", "taps": "taps", "space_to_depth": "s2d", "patches": "patches"}
 
 
 def _cell(d: dict[str, Any]) -> str:

@@ -8,7 +8,11 @@ it, trained in one process with ``parts=1`` (one program over the 66 members) an
 ``parts=--parts`` (that many slices of every block, one thread each, one program),
 alternating, each compiled before it is timed. Reported per round: training wall seconds,
 CPU/wall (process CPU time over wall), the ratio of the two walls, and whether the members'
-final test accuracies agree (training is bitwise the same).
+final test accuracies agree (training is bitwise the same). Then one member alone (relu, the
+base learning rate, seed 0: the same model, optimizer, data, evaluations and diagnostics,
+trained by the same engine as a one-member grid, compiled first) in the same process, and
+each variant's wall per member-step against it (issue 20's target: the grid's <= 1.0x one
+member's).
 """
 
 from __future__ import annotations
@@ -83,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     ratio = min(walls[args.parts]) / min(walls[1])
     print(f"parts={args.parts} / parts=1 (best of {args.rounds}): {ratio:.2f}; final test accuracies "
           f"{'identical' if finals[1] == finals[args.parts] else 'DIFFER'}")
+    one = [c for c in configs if c["activation"] == "relu" and c["seed"] == cfg.seeds[0]
+           and c["lr"] == A.base_lr(cfg, "mlp") and c["rule"] == "hand"][:1]
+    single = prepared(cfg, one, data, 1)
+    single.compile()
+    t0 = time.perf_counter()
+    single.run()
+    alone = (time.perf_counter() - t0) / args.steps
+    print(f"one member alone: {alone * 1e3:.3f} ms per step (same engine, evaluations and diagnostics)")
+    for parts in (1, args.parts):
+        per = min(walls[parts]) / (len(configs) * args.steps)
+        print(f"parts={parts}: {per * 1e3:.3f} ms wall per member-step = {per / alone:.2f}x one member alone")
     return 0
 
 
