@@ -97,3 +97,25 @@ def test_ctrl_c_stops_every_grid_running_side_by_side():
     for res in done:
         assert res.interrupted
         assert all(8 <= m.step < 100_000 for m in res.members)
+
+
+def test_the_first_evaluation_waits_for_no_program_and_reports_the_initial_params(tmp_path):
+    """A fresh engine's first chunk starts before its evaluation program is compiled; the
+    evaluation at step 0 runs after that chunk, on the initial params (kept), so its numbers
+    and records are those of the start, in order."""
+    from funcnn.train import fit, make_eval_fn
+
+    x, y = _data()
+    model = mlp(hidden=7)
+    _, p0, s0 = model.init(jax.random.PRNGKey(3), (16, 6))
+    run = RunDir(tmp_path, "g", "first")
+    res = fit(model, xent, optax.sgd(0.5), (x, y), test_data=(x[:32], y[:32]), params=p0, state=s0, steps=8,
+              batch_size=16, eval_every=4, steps_per_call=4, run_dir=run, progress=False)
+    start = make_eval_fn(model, xent)(p0, s0, x[:32], y[:32])
+    h = res.history
+    assert list(h.eval_steps) == [0, 4, 8]
+    np.testing.assert_allclose(h.eval_metrics["test_loss"][0], float(start["loss"]), rtol=1e-6)
+    assert h.eval_metrics["test_loss"][2] < h.eval_metrics["test_loss"][0]  # trained after it
+    steps = [r["step"] for r in run.read_metrics()]
+    assert steps == sorted(steps) and steps[0] == 0 and steps.count(0) == 1
+    run.close()

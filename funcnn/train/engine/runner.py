@@ -93,6 +93,7 @@ class Engine:
         self.programs = compiled_programs(cache_key, spec_fn, config)
         self.compile_seconds = 0.0
         self.compilations = 0
+        self._compiled: set[str] = set()  # what compile() did: "chunk", "evaluate"
         self.first_step_at: float | None = None  # perf_counter when its first chunk was dispatched
         self._traces0 = self.programs.counter.traces
         self._chunk = self.programs.chunk
@@ -240,26 +241,38 @@ class Engine:
         self.step = int(tree["step"])
 
     # ------------------------------------------------------------------ compiling
-    def compile(self) -> None:
-        """Compile the train chunk and the evaluation ahead of time (once per program and input
-        types, cached with the programs); later calls run the compiled executables.
+    def compile(self, parts: Sequence[str] = ("chunk", "evaluate")) -> None:
+        """Compile the train chunk and the evaluation (``parts``: either or both) ahead of time
+        (once per program and input types, cached with the programs); later calls run the
+        compiled executables.
 
-        Safe to call from a background thread while another engine trains. Engines on a
-        mesh keep ``jax.jit``'s own dispatch (their inputs carry shardings).
+        Safe to call from a background thread while another engine trains (or, for the
+        evaluation, while this one runs its first chunk). Engines on a mesh keep
+        ``jax.jit``'s own dispatch (their inputs carry shardings).
         """
         if self.mesh is not None:
             return
         t0 = time.perf_counter()
         c0, h0 = self._carries[0], self._hps[0]  # every slice has the same shapes
-        chunk_args = (c0, h0, self.plan.steps_per_call, self.step, self.x, self.y)
-        eval_args = (c0["params"], c0["state"], h0, self.datasets)
-        chunk, new_c = self.programs.aot("chunk", self.programs.chunk, chunk_args)
-        evaluate, new_e = self.programs.aot("evaluate", self.programs.evaluate, eval_args)
-        self._chunk, self._evaluate = chunk, evaluate
-        self._eval_shapes = evaluate.out_info
-        self.compilations += new_c + new_e
-        if new_c or new_e:
+        new = 0
+        if "chunk" in parts and "chunk" not in self._compiled:
+            chunk_args = (c0, h0, self.plan.steps_per_call, self.step, self.x, self.y)
+            self._chunk, n = self.programs.aot("chunk", self.programs.chunk, chunk_args)
+            self._compiled.add("chunk")
+            new += n
+        if "evaluate" in parts and "evaluate" not in self._compiled:
+            eval_args = (c0["params"], c0["state"], h0, self.datasets)
+            evaluate, n = self.programs.aot("evaluate", self.programs.evaluate, eval_args)
+            self._evaluate, self._eval_shapes = evaluate, evaluate.out_info
+            self._compiled.add("evaluate")
+            new += n
+        self.compilations += new
+        if new:
             self.compile_seconds += time.perf_counter() - t0
+
+    def compiled(self, part: str) -> bool:
+        """Whether ``part`` ("chunk" or "evaluate") was compiled ahead of time for this engine."""
+        return part in self._compiled
 
     # ------------------------------------------------------------------ running
     def run_chunk(self) -> int:
@@ -288,12 +301,15 @@ class Engine:
             return None
         return None if self.eval_done[i] else i
 
-    def run_eval(self, i: int) -> list[dict[str, Any]]:
-        """Evaluate now (eval slot ``i``); returns one JSON-able record per member."""
-        outs = self._each(lambda c, h: self._evaluate(c["params"], c["state"], h, self.datasets), self._carries,
-                          self._hps)
+    def run_eval(self, i: int, at: tuple[list[Any], int] | None = None) -> list[dict[str, Any]]:
+        """Evaluate now (eval slot ``i``); returns one JSON-able record per member. ``at``:
+        ``(carries, step)`` kept from earlier (the slices' carries at that step) to evaluate
+        instead of the current ones (the first evaluation, run after the first chunk)."""
+        carries, step = at if at is not None else (self._carries, self.step)
+        outs = self._each(lambda c, h: self._evaluate(c["params"], c["state"], h, self.datasets), carries, self._hps)
         out = self.parts.join(outs) if self.parts is not None else jax.device_get(outs[0])
-        alive = self.alive()
+        alive = self._members(self.parts.join([c["alive"] for c in carries]) if self.parts is not None
+                              else carries[0]["alive"]).reshape(self.M)
         for k, v in out.items():
             v = np.asarray(v)
             if not self.batched:
@@ -311,12 +327,12 @@ class Engine:
                 "group": self.name,
                 "member": self.member_ids[m],
                 "config": dict(self.configs[m]),
-                "step": self.step,
-                "epoch": self.step / spe,
+                "step": step,
+                "epoch": step / spe,
                 "alive": bool(alive[m]),
             }
             # The mean training-batch loss since the previous evaluation.
-            window = self.step_hist["loss"][m, self.plan.eval_steps[i - 1] if i > 0 else 0 : self.step]
+            window = self.step_hist["loss"][m, self.plan.eval_steps[i - 1] if i > 0 else 0 : step]
             if window.size and np.isfinite(window).any():
                 rec["train_loss_running"] = _json_value(np.nanmean(window))
             for k in self.eval_hist:
@@ -438,16 +454,35 @@ def _run_engines(
     interrupted = False
     current: tuple[Engine, Any] | None = None
     ahead = CompileAhead(engines)
+    first_eval: tuple[list[Any], int, Any] | None = None  # (carries, step, compile future) of a deferred eval
+
+    def finish_first_eval() -> None:
+        nonlocal first_eval
+        if first_eval is None or current is None:
+            return
+        carries, step, compiling = first_eval
+        first_eval = None
+        compiling.result()
+        pending.extend(current[0].run_eval(0, at=(carries, step)))
+
     try:
         for j, (eng, ck) in enumerate(zip(engines, ckpts)):
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt  # the engines from here on never start
             current = (eng, ck)
-            ahead.wait(j)  # this engine's programs are compiled; the next one's start compiling
+            # A fresh engine's first chunk needs only its train program: the evaluation at
+            # step 0 (of the initial carries, kept) compiles in a thread beside that chunk and
+            # runs after it, so training starts without waiting for the evaluation program.
+            first = eng.mesh is None and eng.step == 0 and eng.pending_eval() == 0 and j not in ahead.futures
+            ahead.wait(j, ("chunk",) if first else None)
+            if first and not eng.compiled("evaluate"):
+                first_eval = (eng._carries, eng.step, ahead.beside(lambda e=eng: e.compile(("evaluate",))))
             if bar is not None:
                 bar.set_description(f"{desc} {eng.name}" if len(engines) > 1 else desc)
             while True:
                 i = eng.pending_eval()
+                if i is not None and first_eval is not None:
+                    i = None  # evaluated after the first chunk (below)
                 if i is not None:
                     pending.extend(eng.run_eval(i))
                 if eng.step in eng.plan.checkpoint_steps or (eng.done() and eng.step > 0):
@@ -457,17 +492,21 @@ def _run_engines(
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt
                 n = eng.run_chunk()
+                if first_eval is not None:
+                    finish_first_eval()
                 if bar is not None:
                     bar.update(n)
                     bar.set_postfix(eng.status(), refresh=False)
                 if callback is not None:
                     callback({"group": eng.name, "step": eng.step, "status": eng.status()})
+            finish_first_eval()  # an engine that ran no chunk still evaluates its start
             if bar is not None and eng.step < eng.plan.total_steps:
                 bar.update(eng.plan.total_steps - eng.step)  # stopped early (all diverged)
             flush()
     except KeyboardInterrupt:
         interrupted = True
         if current is not None:
+            finish_first_eval()  # the first evaluation is of the initial carries: never lost
             eng, ck = current
             save(eng, ck)
         flush()
@@ -489,6 +528,7 @@ class CompileAhead:
         self.engines = list(engines)
         self.futures: dict[int, Any] = {}
         self.pool = None
+        self.side = None
 
     def _submit(self, j: int) -> None:
         if j >= len(self.engines) or j in self.futures:
@@ -499,15 +539,27 @@ class CompileAhead:
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funcnn-compile")
         self.futures[j] = self.pool.submit(self.engines[j].compile)
 
-    def wait(self, j: int) -> None:
-        """Block until engine ``j`` is compiled (compiling it here if nobody started), then
-        start compiling engine ``j + 1``."""
+    def wait(self, j: int, parts: Sequence[str] | None = None) -> None:
+        """Block until engine ``j`` is compiled (compiling it here if nobody started: only
+        ``parts`` of an :class:`Engine` when given), then start compiling engine ``j + 1``.
+        Works on anything with a ``compile()`` (prepared grids too)."""
         if j in self.futures:
             self.futures.pop(j).result()
-        else:
+        elif parts is None:
             self.engines[j].compile()
+        else:
+            self.engines[j].compile(parts)
         self._submit(j + 1)
 
+    def beside(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in a thread of its own (a future), beside training and the compile-ahead."""
+        if self.side is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funcnn-compile-eval")
+        return self.side.submit(fn)
+
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self.pool, self.side):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
