@@ -1087,7 +1087,9 @@ def write_summary(run: Any, cfg: Config, out: Outcome, findings: list[str], cloc
                           # per grid (grids run side by side): "run" is its wall time from start to
                           # end, compiling included (a group compiles as it starts, the next one in
                           # the background meanwhile); "compile" sums its groups' compile times
+                          # (some beside training); "train" its training chunks' wall
                           "grids": {f"{ds}/{arch}": {"compile": sum(g.compile_seconds for g in res.groups),
+                                                     "train": sum(g.train_seconds for g in res.groups),
                                                      "run": res.seconds}
                                     for (ds, arch), res in out.results.items()}},
             "mesh": None if out.mesh is None else dict(out.mesh.shape), "grid_workers": out.workers,

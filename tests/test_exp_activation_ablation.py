@@ -94,6 +94,8 @@ def test_smoke(smoke_run):
     assert list(rt["phases"]) == ["data", "prepare", "grids", "timing", "findings"]
     assert all(v >= 0 for v in rt["phases"].values())
     assert abs(sum(rt["phases"].values()) - rt["wall"]) < 0.05 * rt["wall"]
+    for g in rt["grids"].values():  # training chunks within the grid's run
+        assert 0 < g["train"] <= g["run"] and g["compile"] > 0
     if rt["launch"] is not None:  # Linux: read from /proc
         assert rt["launch"] > 0
         assert rt["launch"] + rt["phases"]["data"] + rt["phases"]["prepare"] < rt["first_step"] < rt["launch"] + rt["wall"]

@@ -55,6 +55,7 @@ def test_side_by_side_equals_one_at_a_time_and_writes_each_record_once(tmp_path)
             np.testing.assert_array_equal(ma.history.step_metrics["loss"], mb.history.step_metrics["loss"])
     for res in (*results[1], *results[2]):  # when each group's first chunk was dispatched
         assert all(g.first_step_at is not None and g.first_step_at < time.perf_counter() for g in res.groups)
+        assert all(0 < g.train_seconds <= res.seconds for g in res.groups)  # its chunks' wall, within the run
     recs = {w: [json.dumps(r, sort_keys=True) for r in runs[w].read_metrics()] for w in (1, 2)}
     assert len(recs[2]) == len(set(recs[2])) == len(recs[1]) > 0  # no record lost or written twice
     assert sorted(recs[1]) == sorted(recs[2])

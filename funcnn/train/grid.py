@@ -178,7 +178,8 @@ class GroupInfo:
     programs were compiled ahead of time for it and in how many seconds, in how many
     slices its members trained side by side (``TrainOptions.parts``), and when its first
     training chunk was dispatched in this process (``first_step_at``, a
-    ``time.perf_counter()`` stamp; None when no step ran here)."""
+    ``time.perf_counter()`` stamp; None when no step ran here) and the wall seconds its
+    training chunks took (``train_seconds``: dispatch to results, evaluations excluded)."""
 
     name: str
     static: Config
@@ -188,6 +189,7 @@ class GroupInfo:
     compile_seconds: float = 0.0
     parts: int = 1
     first_step_at: float | None = None
+    train_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -435,6 +437,7 @@ class PreparedGrid:
             info.compile_seconds = eng.compile_seconds
             info.parts = 1 if eng.parts is None else len(eng.parts.index)
             info.first_step_at = eng.first_step_at
+            info.train_seconds = eng.train_seconds
             params_host, state_host = eng.member_trees()
             div = eng.diverged()
             dsteps = eng._members(eng._leaf("diverged_step"))

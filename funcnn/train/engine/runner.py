@@ -95,6 +95,7 @@ class Engine:
         self.compilations = 0
         self._compiled: set[str] = set()  # what compile() did: "chunk", "evaluate"
         self.first_step_at: float | None = None  # perf_counter when its first chunk was dispatched
+        self.train_seconds = 0.0  # wall seconds inside run_chunk (dispatch to results on the host)
         self._traces0 = self.programs.counter.traces
         self._chunk = self.programs.chunk
         self._evaluate = self.programs.evaluate
@@ -279,8 +280,9 @@ class Engine:
         """Run steps up to the next boundary (at most ``steps_per_call``); returns how many."""
         nxt = min(b for b in self.plan.boundaries() if b > self.step)
         n = min(self.plan.steps_per_call, nxt - self.step)
+        t0 = time.perf_counter()
         if self.first_step_at is None:
-            self.first_step_at = time.perf_counter()
+            self.first_step_at = t0
         outs = self._each(lambda c, h: self._chunk(c, h, n, self.step, self.x, self.y), self._carries, self._hps)
         carries = [o[0] for o in outs]
         if self.mesh is not None:
@@ -291,6 +293,7 @@ class Engine:
             v = np.asarray(v).reshape(self.M_dev, -1)[: self.M]
             self.step_hist[k][:, self.step : self.step + n] = v[:, :n]
         self._carries, self.step = carries, self.step + n
+        self.train_seconds += time.perf_counter() - t0
         return n
 
     def pending_eval(self) -> int | None:
