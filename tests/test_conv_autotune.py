@@ -330,3 +330,24 @@ def test_a_grid_times_its_convolutions_vmapped_over_its_members(tuning, monkeypa
     with pytest.raises(ValueError, match="conv_autotune.members: n must be an int >= 1"):
         with at.members(0):
             pass
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_the_real_timer_compiles_the_candidates_ahead_and_times_each(monkeypatch):
+    """With the real timers, every candidate is compiled first (side by side) and timed from
+    its compiled executable; nothing is left over after the measurement."""
+    compiled = []
+    real = at._compile_candidates
+
+    def spy(cands, *a):
+        compiled.extend(cands)
+        return real(cands, *a)
+
+    monkeypatch.setattr(at, "_compile_candidates", spy)
+    w_shape = (3, 3, 2, 4)
+    plan, times = at.measure((2, 6, 5, 2), w_shape, (1, 1), ((1, 1), (1, 1)), (1, 1), jnp.float32)
+    parts = ("forward", "input_grad", "kernel_grad")
+    assert compiled == [(p, n) for p in parts for n in at.candidates(p, w_shape, (1, 1), (1, 1))]
+    for p, name in zip(parts, plan):
+        assert name in times[p] and all(t > 0 for t in times[p].values())
+    assert at._ahead == {}
