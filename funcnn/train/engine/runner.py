@@ -99,14 +99,12 @@ class Engine:
         self._traces0 = self.programs.counter.traces
         self._chunk = self.programs.chunk
         self._evaluate = self.programs.evaluate
-        evaluate = self.programs.evaluate_raw
 
         # History buffers, member axis first. The evaluation's buffers need its output shapes:
         # they are allocated when first needed (from the compiled evaluation, else by tracing
         # it), so making an engine traces nothing and a grid's groups trace where they compile.
         T = plan.total_steps
         self.step_hist = {m: np.full((self.M, T), np.nan, self._mdt) for m in STEP_METRICS}
-        self._evaluate_raw = evaluate
         self._eval_hist: dict[str, np.ndarray] | None = None
         self._eval_shapes: Any = None  # the compiled evaluation's output shapes, once compiled
         self.eval_done = np.zeros((len(plan.eval_steps),), bool)
@@ -119,7 +117,7 @@ class Engine:
             shapes = self._eval_shapes
             if shapes is None:
                 c0 = self._carries[0]
-                shapes = jax.eval_shape(self._evaluate_raw, c0["params"], c0["state"], self._hps[0], self.datasets)
+                shapes = jax.eval_shape(self.programs.evaluate_raw, c0["params"], c0["state"], self._hps[0], self.datasets)
             E = len(self.plan.eval_steps)
             self._eval_hist = {
                 k: np.full((self.M, E, *(tuple(sd.shape[1:]) if self.batched else tuple(sd.shape))), np.nan, self._mdt)
@@ -143,11 +141,13 @@ class Engine:
     def carry(self, value: dict[str, Any]) -> None:
         self._carries = self.parts.cut(value) if self.parts is not None else [value]
 
-    def _leaf(self, name: str) -> Any:
-        """``self.carry[name]`` without joining the rest of the carry."""
+    def _leaf(self, name: str, carries: Sequence[Any] | None = None) -> Any:
+        """``self.carry[name]`` (of the slices' ``carries``, default the current ones) without
+        joining the rest of the carry."""
+        carries = self._carries if carries is None else carries
         if self.parts is None:
-            return self._carries[0][name]
-        return self.parts.join([c[name] for c in self._carries])
+            return carries[0][name]
+        return self.parts.join([c[name] for c in carries])
 
     def _each(self, fn: Callable[..., Any], *per_part: Sequence[Any]) -> list[Any]:
         """``fn(*args)`` for every slice's arguments, the slices side by side in threads (each
@@ -207,8 +207,8 @@ class Engine:
         return jax.tree.map(self._members, (carry["params"], carry["state"]))
 
     # ------------------------------------------------------------------ host helpers
-    def alive(self) -> np.ndarray:
-        return self._members(self._leaf("alive")).reshape(self.M)
+    def alive(self, carries: Sequence[Any] | None = None) -> np.ndarray:
+        return self._members(self._leaf("alive", carries)).reshape(self.M)
 
     def diverged(self) -> list[str | None]:
         steps = self._members(self._leaf("diverged_step")).reshape(self.M)
@@ -311,8 +311,7 @@ class Engine:
         carries, step = at if at is not None else (self._carries, self.step)
         outs = self._each(lambda c, h: self._evaluate(c["params"], c["state"], h, self.datasets), carries, self._hps)
         out = self.parts.join(outs) if self.parts is not None else jax.device_get(outs[0])
-        alive = self._members(self.parts.join([c["alive"] for c in carries]) if self.parts is not None
-                              else carries[0]["alive"]).reshape(self.M)
+        alive = self.alive(carries)
         for k, v in out.items():
             v = np.asarray(v)
             if not self.batched:
@@ -495,8 +494,7 @@ def _run_engines(
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt
                 n = eng.run_chunk()
-                if first_eval is not None:
-                    finish_first_eval()
+                finish_first_eval()  # the deferred first evaluation, if any
                 if bar is not None:
                     bar.update(n)
                     bar.set_postfix(eng.status(), refresh=False)
