@@ -148,15 +148,11 @@ def _chunk_callables(model, x, y, members: int, steps: int) -> dict[str, Callabl
     P = auto_parts(members, None)
     if P > 1:  # what run_grid does on a multi-core CPU: equal slices, side by side, one thread each
         pchunk, pcarry, php, _ = _engine_program(model, x.shape, members=members // P, steps=steps)
-        boxes = [[pcarry] for _ in range(P)]
+        slices = [_threaded(lambda c, hp: pchunk(c, hp, K, 0, x, y), pcarry, php) for _ in range(P)]
         pool = concurrent.futures.ThreadPoolExecutor(P)
 
-        def one(box):
-            box[0], out = pchunk(box[0], php, K, 0, x, y)
-            return jax.block_until_ready((box[0], out))
-
         def sliced():
-            return list(pool.map(one, boxes))[-1]
+            return list(pool.map(lambda f: jax.block_until_ready(f()), slices))[-1]
 
         fns[f"vmapped, {P} slices"] = sliced
     return fns
