@@ -4,7 +4,8 @@
 empty cache folder: the fixed thresholds (``FUNCNN_CONV_AUTOTUNE=0``), the autotune keeping
 each sum's fastest algorithm as timed alone (the old rule: verification switched off), and
 the autotune as it is (per-sum winners verified against the thresholds' plan with the three
-sums run together). It prints, per mode, the algorithms chosen, the first call's seconds
+sums run together, then the whole jitted step timed against its twin on the thresholds'
+plans). It prints, per mode, the algorithms chosen, the whole-step verdicts, the first call's seconds
 (compile + measurement), the median and best of 40 steps, and the step against PyTorch's
 eager LeNet-5 (channels-last, the same batch) timed interleaved in the same process (> 1:
 funcnn is faster; skipped without PyTorch). Compare the modes' ratios in one run: the
@@ -36,7 +37,7 @@ def _one(mode: str, steps: int = 40) -> None:
     from funcnn.train import make_train_step
 
     if mode == "unverified":
-        at.MIN_GAIN = -1e9  # keep the per-sum winners whatever the joint timing says
+        at.MIN_GAIN = -1e9  # keep the per-sum winners whatever the joint or whole-step timing says
     model = lenet5(activation="relu", pool="max")
     batch = 128
     x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, 28, 28, 1)), jnp.float32)
@@ -53,6 +54,8 @@ def _one(mode: str, steps: int = 40) -> None:
         jax.block_until_ready(step(p, o, state, x, y, jax.random.key(1)))
         times.append(time.perf_counter() - t)
     plans = "; ".join("/".join(v) for v in at.tuned().values()) or "thresholds"
+    judged = "; ".join(f"kept {v['kept']} ({1e3 * v['measured_s']:.2f} vs {1e3 * v['thresholds_s']:.2f} ms, "
+                       f"{v['rounds']} rounds)" for v in at.verdicts()) or "none"
     vs_torch = "no PyTorch"
     try:
         from benchmarks import torch_models
@@ -72,7 +75,7 @@ def _one(mode: str, steps: int = 40) -> None:
             vs_torch = f"{r.median:.2f}x [{r.q25:.2f}, {r.q75:.2f}]"
     except ImportError as e:
         vs_torch = f"skipped ({e})"
-    print(f"| {mode} | {plans} | {first:.1f} s | {1e3 * np.median(times):.2f} ms | {1e3 * min(times):.2f} ms "
+    print(f"| {mode} | {plans} | {judged} | {first:.1f} s | {1e3 * np.median(times):.2f} ms | {1e3 * min(times):.2f} ms "
           f"| {vs_torch} |", flush=True)
 
 
@@ -80,8 +83,8 @@ def main() -> int:
     if len(sys.argv) > 1:
         _one(sys.argv[1])
         return 0
-    print("| mode | chosen fwd/dx/dw per conv | first call | step median | step best | funcnn vs PyTorch eager "
-          "channels-last, steps/s (median of 15 interleaved rounds [q25, q75]) |\n|---|---|---|---|---|---|")
+    print("| mode | chosen fwd/dx/dw per conv | whole step judged (measured vs thresholds) | first call | step median | step best | funcnn vs PyTorch eager "
+          "channels-last, steps/s (median of 15 interleaved rounds [q25, q75]) |\n|---|---|---|---|---|---|---|")
     for mode in MODES:
         subprocess.run([sys.executable, "-m", "benchmarks.bench_autotune_trap", mode], check=True)
     return 0

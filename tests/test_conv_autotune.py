@@ -32,6 +32,8 @@ def tuning(monkeypatch, tmp_path):
 
     monkeypatch.setattr(at, "TIMER", timer)
     monkeypatch.setattr(at, "PLAN_TIMER", plan_timer)
+    # a whole program agrees with its sums: the measured plans win (see the judge tests)
+    monkeypatch.setattr(at, "STEP_TIMER", lambda label, call: 1.0 if label == "measured" else 2.0)
     at.clear()
     yield calls
     at.clear()
@@ -351,3 +353,119 @@ def test_the_real_timer_compiles_the_candidates_ahead_and_times_each(monkeypatch
     for p, name in zip(parts, plan):
         assert name in times[p] and all(t > 0 for t in times[p].values())
     assert at._ahead == {}
+
+
+def _conv_step_problem():
+    import optax
+
+    from funcnn import Conv2D, Dense, Flatten, Relu, serial
+
+    model = serial(Conv2D(4, (3, 3), padding="SAME"), Relu(), Flatten(), Dense(3))
+    x, _ = _arrays()
+    y = jnp.arange(x.shape[0]) % 3
+    _, params, state = model.init(jax.random.key(0), x.shape)
+    opt = optax.sgd(0.1)
+    return model, opt, (params, opt.init(params), state, x, y, jax.random.key(1))
+
+
+def _step_timer(monkeypatch, faster: str):
+    """A fake whole-program timer: ``faster`` ("measured" or "thresholds") takes 1 s, the
+    other 1.5 s; returns the labels it was called with. It runs the program as the real one does."""
+    labels = []
+
+    def timer(label, call):
+        labels.append(label)
+        jax.block_until_ready(call())
+        return 1.0 if label == faster else 1.5
+
+    monkeypatch.setattr(at, "STEP_TIMER", timer)
+    return labels
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_a_step_slower_on_its_measured_plans_runs_and_caches_the_thresholds(tuning, monkeypatch):
+    """The sums alone and the three sums together say the measured plan wins; the whole jitted
+    step says it loses: the step runs the thresholds' program from then on, the thresholds'
+    plan replaces the measured one in memory and on disk, and nothing is judged again."""
+    from funcnn.train import make_train_step
+
+    labels = _step_timer(monkeypatch, "thresholds")
+    model, opt, args = _conv_step_problem()
+    step = make_train_step(model, "softmax_cross_entropy", opt)
+    out = step(*args)
+    (key,) = at.tuned()
+    measured, base = ("textbook", "taps", "space_to_depth"), at.threshold_parts((3, 3, 3, 4), (1, 1), (1, 1))
+    assert measured != base
+    (v,) = at.verdicts()
+    assert v["kept"] == "thresholds" and v["stable"]
+    assert v["convolutions"] == {key: {"measured": list(measured), "thresholds": list(base)}}
+    assert labels == ["thresholds", "measured"] * v["rounds"] and v["rounds"] == at.VERIFY_ROUNDS + 1
+    assert at.tuned()[key] == base
+    data = json.loads(at.cache_file().read_text())
+    assert data["choices"] == {key: list(base)} and data["judged"] == [key]
+    # the step now runs the thresholds' program (its lowering is the autotune-off one) ...
+    with at.disabled():
+        ref_step = make_train_step(model, "softmax_cross_entropy", opt)
+        ref = ref_step(*args)
+        assert step.lower(*args).as_text() == ref_step.lower(*args).as_text()
+    for a, b in zip(jax.tree.leaves(step(*args)), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # ... and the first call's results (measured plans) are the same numbers
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # a fresh process (memory cleared, the file read back) neither measures nor judges again
+    n, labels[:] = len(tuning), []
+    at.clear()
+    make_train_step(model, "softmax_cross_entropy", opt)(*args)
+    assert len(tuning) == n and labels == [] and at.verdicts() == [] and at.tuned() == {key: base}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_a_step_faster_on_its_measured_plans_keeps_them_judged_once(tuning, monkeypatch):
+    from funcnn.train import make_train_step
+
+    labels = _step_timer(monkeypatch, "measured")
+    model, opt, args = _conv_step_problem()
+    step = make_train_step(model, "softmax_cross_entropy", opt)
+    step(*args)
+    (key,) = at.tuned()
+    (v,) = at.verdicts()
+    assert v["kept"] == "measured" and at.tuned()[key] == ("textbook", "taps", "space_to_depth")
+    assert json.loads(at.cache_file().read_text())["judged"] == [key]
+    step(*args)  # a later call runs the kept program (not the thresholds'): not judged again
+    with at.disabled():
+        assert step.lower(*args).as_text() != make_train_step(model, "softmax_cross_entropy", opt).lower(*args).as_text()
+    assert len(at.verdicts()) == 1 and len(labels) == 2 * v["rounds"]
+    # a fresh process reads the verdict back with the choice: the measured plan, unjudged
+    labels.clear()
+    at.clear()
+    make_train_step(model, "softmax_cross_entropy", opt)(*args)
+    assert labels == [] and at.verdicts() == [] and at.tuned()[key] == ("textbook", "taps", "space_to_depth")
+    # a step called inside another trace has no values to time: traced, not judged
+    at.clear()
+    at.cache_file().unlink()
+    jax.jit(make_train_step(model, "softmax_cross_entropy", opt))(*args)
+    assert labels == [] and at.verdicts() == [] and key in at.tuned()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the autotune measures CPU convolutions")
+def test_the_training_engine_judges_its_chunk_as_a_whole(tuning, monkeypatch):
+    """fit's compiled chunk is judged like a step: slower on the measured plans, it trains on
+    the thresholds' program, with the numbers of an autotune-off run."""
+    from funcnn.train import fit
+
+    labels = _step_timer(monkeypatch, "thresholds")
+    model, opt, (params, _, state, x, y, _) = _conv_step_problem()
+
+    def train():
+        return fit(model, "softmax_cross_entropy", opt, (x, y), steps=6, batch_size=2, eval_every=0, progress=False)
+
+    res = train()
+    (v,) = at.verdicts()
+    assert v["kept"] == "thresholds" and labels == ["thresholds", "measured"] * v["rounds"]
+    (key,) = at.tuned()
+    assert at.tuned()[key] == at.threshold_parts((3, 3, 3, 4), (1, 1), (1, 1))
+    with at.disabled():
+        ref = train()
+    for a, b in zip(jax.tree.leaves(res.params), jax.tree.leaves(ref.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

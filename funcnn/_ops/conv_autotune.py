@@ -13,6 +13,17 @@ core count and jax version (:func:`cache_file`), so later runs on the machine re
 compilations (about a second or two per shape for LeNet-sized layers); the choice changes
 the order of additions only, never the maths.
 
+A plan that wins its three sums can still lose inside a whole step (fusion, caches, the
+layouts of the layers around it), so the programs that train (the jitted step of
+:func:`funcnn.train.make_train_step`, the training engine's chunk) are judged as a whole
+(:func:`judge`): when a program runs measured plans that differ from the thresholds' and were
+not judged before, it is compiled a second time with those convolutions on the thresholds'
+plans, both programs are timed in interleaved rounds (as above), and the measured plans are
+kept only if the program wins by :data:`MIN_GAIN`; otherwise the thresholds' plans replace
+them, in memory and in the cache, and the program runs the thresholds' executable. A verdict
+is cached with the choice, so a later run neither measures nor judges again
+(:func:`verdicts` lists this process's).
+
 Shapes traced in programs that run rarely (evaluations, diagnostics probes: :func:`untimed`)
 are not measured: they reuse a measured choice or take the thresholds'.
 
@@ -47,7 +58,8 @@ import numpy as np
 from funcnn._ops.conv_algorithms import AUTOTUNER, FORWARD, threshold_parts
 from funcnn.conv import INPUT_GRAD, KERNEL_GRAD
 
-__all__ = ["ENV", "enabled", "disabled", "untimed", "forward_only", "members", "cpu_model", "cpu_id", "cache_file", "candidates", "measure", "tuned", "clear"]
+__all__ = ["ENV", "enabled", "disabled", "untimed", "forward_only", "members", "cpu_model", "cpu_id", "cache_file",
+           "candidates", "measure", "judge", "JudgedJit", "tuned", "verdicts", "clear"]
 
 ENV = "FUNCNN_CONV_AUTOTUNE"
 _log = logging.getLogger("funcnn")
@@ -56,6 +68,9 @@ _memory: dict[str, tuple[str, str, str]] = {}
 _loaded: dict[str, bool] = {}
 _off_depth = [0]  # > 0 inside ``with disabled():``
 _local = threading.local()  # .untimed > 0 inside ``with untimed():`` (per thread)
+# Keys whose kept plan was judged on a whole program (:func:`judge`); with the cache file's.
+_judged: set[str] = set()
+_verdicts: list[dict[str, Any]] = []
 
 #: The fused tap sum unrolls KH*KW*C_in products; past this many it is known to lose by far
 #: (a 3x3 32 -> 32 forward measured ~60x slower than textbook; BENCHMARKS.md), so it is
@@ -286,6 +301,24 @@ VERIFY_ROUNDS = 3
 MAX_VERIFY_ROUNDS = 9
 
 
+def _rounds(time_base: Callable[[], float], time_new: Callable[[], float]) -> tuple[bool, dict[str, Any]]:
+    """Interleaved rounds (base, new, base, new, ...), at least :data:`VERIFY_ROUNDS`, until
+    two running-median decisions in a row agree (at most :data:`MAX_VERIFY_ROUNDS`). Returns
+    ``(new wins, info)``: the new one wins only when the decision settled and its median
+    beats the base's by :data:`MIN_GAIN`."""
+    a: list[float] = []
+    b: list[float] = []
+    wins: list[bool] = []
+    while len(a) < MAX_VERIFY_ROUNDS and not (len(wins) >= 2 and wins[-1] == wins[-2]):
+        a.append(time_base())
+        b.append(time_new())
+        if len(a) >= VERIFY_ROUNDS:
+            wins.append(bool(np.median(b) < (1.0 - MIN_GAIN) * np.median(a)))
+    stable = len(wins) >= 2 and wins[-1] == wins[-2]
+    return stable and wins[-1], {"thresholds_s": float(np.median(a)), "measured_s": float(np.median(b)),
+                                 "rounds": len(a), "stable": stable}
+
+
 def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tuple[tuple[str, str, str], dict[str, Any]]:
     """Time every candidate of each sum, then verify the fastest per sum against the fixed
     thresholds' plan with the three sums run together: the measured plan is kept only when
@@ -319,18 +352,137 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tu
     base = threshold_parts(w_shape, strides, dilations)
     if measured == base:
         return measured, times
-    a, b, wins = [], [], []
-    while len(a) < MAX_VERIFY_ROUNDS and not (len(wins) >= 2 and wins[-1] == wins[-2]):
-        a.append(PLAN_TIMER(base, inputs, strides, pads, dilations))
-        b.append(PLAN_TIMER(measured, inputs, strides, pads, dilations))
-        if len(a) >= VERIFY_ROUNDS:
-            wins.append(bool(np.median(b) < (1.0 - MIN_GAIN) * np.median(a)))
-    stable = len(wins) >= 2 and wins[-1] == wins[-2]
-    t_base, t_measured = float(np.median(a)), float(np.median(b))
-    keep = measured if stable and wins[-1] else base
-    times["verify"] = {"thresholds": list(base), "thresholds_s": t_base, "measured": list(measured),
-                       "measured_s": t_measured, "rounds": len(a), "stable": stable, "kept": list(keep)}
+    wins, info = _rounds(lambda: PLAN_TIMER(base, inputs, strides, pads, dilations),
+                         lambda: PLAN_TIMER(measured, inputs, strides, pads, dilations))
+    keep = measured if wins else base
+    times["verify"] = {"thresholds": list(base), "measured": list(measured), **info, "kept": list(keep)}
     return keep, times
+
+
+def _time_program(label: str, call: Callable[[], Any]) -> float:
+    """Seconds of one ``call()`` (one run of a compiled program, waited for)."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(call())
+    return time.perf_counter() - t0
+
+
+#: The timer of a whole program in :func:`judge`: ``(label, call) -> seconds`` of one
+#: ``call()``; ``label`` is ``"thresholds"`` or ``"measured"``. Replaceable (tests inject a
+#: fake one).
+STEP_TIMER: Callable[[str, Callable[[], Any]], float] = _time_program
+
+
+@contextlib.contextmanager
+def _recording(into: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]]) -> Iterator[None]:
+    """Tracing in this block (this thread) notes in ``into`` every ``auto`` convolution that
+    runs a plan not judged yet and differing from the thresholds': key -> (plan, thresholds')."""
+    before = getattr(_local, "record", None)
+    _local.record = into
+    try:
+        yield
+    finally:
+        _local.record = before
+
+
+@contextlib.contextmanager
+def _forced(keys: Any) -> Iterator[None]:
+    """Tracing in this block (this thread) gives the convolutions of ``keys`` the thresholds' plans."""
+    before = getattr(_local, "forced", frozenset())
+    _local.forced = frozenset(keys) | before
+    try:
+        yield
+    finally:
+        _local.forced = before
+
+
+def judge(build: Callable[[], Any], run: Callable[[Any], Any]) -> Any:
+    """Build a program and keep its measured convolution plans only if the whole program wins.
+
+    ``build()`` traces and compiles a fresh program (a new trace at every call: tracing is where
+    ``auto`` chooses) and returns something ``run`` runs once: ``run(program)`` (it may return
+    arrays; they are waited for). When the trace chose, for some convolutions, measured plans
+    that differ from the fixed thresholds' and were not judged before, ``build()`` runs again
+    with those convolutions on the thresholds' plans, and both programs are timed by
+    :data:`STEP_TIMER` in interleaved rounds (:data:`VERIFY_ROUNDS` to
+    :data:`MAX_VERIFY_ROUNDS`, until the decision is stable). The measured plans are kept only
+    when their program is faster by :data:`MIN_GAIN`; otherwise the thresholds' plans replace
+    them in memory and in the cache file, and the thresholds' program is returned. Either way
+    the verdict is cached (:func:`verdicts`), so these shapes are not judged again.
+
+    Returns the program to run. Without a measured plan to judge (autotune off, another
+    backend, every plan the thresholds' or judged before) this is ``build()``'s, built once.
+    The plans change the order of additions only: both programs compute the same maths.
+    """
+    rec: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {}
+    with _recording(rec):
+        program = build()
+    return _settle(program, rec, build, run)
+
+
+def _settle(program: Any, rec: dict, build: Callable[[], Any], run: Callable[[Any], Any]) -> Any:
+    """:func:`judge` once ``program`` was built and ``rec`` holds the plans its trace chose."""
+    if not rec:
+        return program
+    keys = sorted(rec)
+    with _forced(keys):
+        base = build()
+    jax.block_until_ready(run(program))  # first runs (allocation, caches) are not timed
+    jax.block_until_ready(run(base))
+    wins, info = _rounds(lambda: STEP_TIMER("thresholds", lambda: run(base)),
+                         lambda: STEP_TIMER("measured", lambda: run(program)))
+    verdict = {"convolutions": {k: {"measured": list(rec[k][0]), "thresholds": list(rec[k][1])} for k in keys},
+               **info, "kept": "measured" if wins else "thresholds"}
+    _log.info("funcnn._ops.conv_autotune: whole program %.3g ms with measured plans, %.3g ms with the "
+              "thresholds'; kept the %s", 1e3 * info["measured_s"], 1e3 * info["thresholds_s"], verdict["kept"])
+    with _lock:
+        _judged.update(keys)
+        if not wins:
+            for k in keys:
+                _memory[k] = rec[k][1]
+        _verdicts.append(verdict)
+        _save(cache_file())
+    return program if wins else base
+
+
+def _fresh(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A new function object calling ``fn`` (jax.jit caches traces per function object)."""
+    return functools.wraps(fn)(lambda *args, **kwargs: fn(*args, **kwargs))
+
+
+class JudgedJit:
+    """``jax.jit(fn, **jit_kwargs)`` whose traces are judged as a whole (:func:`judge`).
+
+    Called like the jitted function. A call whose trace chose measured ``auto`` convolution
+    plans not judged before (see the module docstring) times that program against the same
+    program on the thresholds' plans, on the call's own arguments, and from then on runs the
+    winner. Calls from inside another trace are not judged (they have no values to time).
+    Other attributes (``lower``, ``trace``, ...) are the current jitted function's.
+    """
+
+    def __init__(self, fn: Callable[..., Any], **jit_kwargs: Any) -> None:
+        functools.update_wrapper(self, fn)
+        self._fn, self._jit_kwargs = fn, jit_kwargs
+        self._jitted = jax.jit(fn, **jit_kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        rec: dict = {}
+        before = getattr(_local, "record", None)  # _recording(rec), inlined: this runs every step
+        _local.record = rec
+        try:
+            out = self._jitted(*args, **kwargs)
+        finally:
+            _local.record = before
+        if rec and not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
+            def build():
+                jitted = jax.jit(_fresh(self._fn), **self._jit_kwargs)
+                jax.block_until_ready(jitted(*args, **kwargs))  # traced and compiled here
+                return jitted
+
+            self._jitted = _settle(self._jitted, rec, build, lambda f: f(*args, **kwargs))
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_jitted"], name)
 
 
 def _algorithms() -> dict[str, list[str]]:
@@ -349,6 +501,7 @@ def _load(path: Path) -> None:
         for key, parts in data.get("choices", {}).items():
             if isinstance(parts, list) and len(parts) == 3:
                 _memory.setdefault(key, tuple(parts))
+        _judged.update(k for k in data.get("judged", []) if isinstance(k, str) and k in _memory)
     except FileNotFoundError:
         pass
     except (OSError, ValueError, AttributeError) as e:  # damaged: measure again, rewrite it
@@ -360,7 +513,8 @@ def _save(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"cpu": cpu_id(), "algorithms": _algorithms(),
-                   "choices": {k: list(v) for k, v in sorted(_memory.items())}}
+                   "choices": {k: list(v) for k, v in sorted(_memory.items())},
+                   "judged": sorted(k for k in _judged if k in _memory)}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=1)
@@ -379,6 +533,8 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
         n = getattr(_local, "members", 1)
         if n > 1:
             key = f"{key} m{n}"
+        if key in getattr(_local, "forced", ()):
+            return None  # judge(): this program's twin on the thresholds' plans
         if getattr(_local, "untimed", 0):
             return _memory.get(key)  # None: the thresholds
         if key not in _memory:
@@ -389,7 +545,13 @@ def _tune(key, x_shape, w_shape, strides, pads, dilations, dtype):
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 _memory[key], _ = pool.submit(measure, x_shape, w_shape, strides, pads, dilations, dtype, n).result()
             _save(path)
-        return _memory[key]
+        plan = _memory[key]
+        record = getattr(_local, "record", None)
+        if record is not None and key not in _judged:
+            base = threshold_parts(w_shape, strides, dilations)
+            if tuple(plan) != tuple(base):
+                record[key] = (tuple(plan), tuple(base))
+        return plan
 
 
 def tuned() -> dict[str, tuple[str, str, str]]:
@@ -398,11 +560,21 @@ def tuned() -> dict[str, tuple[str, str, str]]:
         return dict(_memory)
 
 
+def verdicts() -> list[dict[str, Any]]:
+    """The whole-program judgements this process made (:func:`judge`), oldest first: each
+    with the convolutions judged (key -> measured and thresholds' plans), both programs'
+    median seconds, the rounds, whether the decision settled, and which plans were kept."""
+    with _lock:
+        return [dict(v) for v in _verdicts]
+
+
 def clear() -> None:
-    """Forget the choices held in memory (the cache file stays)."""
+    """Forget the choices and verdicts held in memory (the cache file stays)."""
     with _lock:
         _memory.clear()
         _loaded.clear()
+        _judged.clear()
+        _verdicts.clear()
 
 
 AUTOTUNER[0] = _tune

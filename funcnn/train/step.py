@@ -156,7 +156,10 @@ def make_train_step(
       loss_fn: ``loss_fn(outputs, targets) -> scalar`` (mean over the batch) or a name of
         :data:`LOSS_NAMES`.
       optimizer: any optax ``GradientTransformation`` (schedules, chains, clipping).
-      jit: return ``jax.jit(step)`` (default) or the plain function (to vmap or scan it).
+      jit: return the step jitted (default) or the plain function (to vmap or scan it). The
+        jitted step is ``jax.jit(step)`` judged as a whole when its ``auto`` convolutions run
+        measured plans (:class:`funcnn.conv_autotune.JudgedJit`: on CPU, its first call on a
+        new shape may time the step against the thresholds' plans and keep the faster).
       norms: compute ``grad_norm`` and ``update_norm`` (default). With ``norms=False``
         ``metrics`` holds only ``loss``; the update is the same. The two norms are two extra
         passes over every parameter-sized array, a noticeable part of a small MLP's step on CPU
@@ -186,7 +189,7 @@ def make_train_step(
             metrics["update_norm"] = global_norm(updates)
         return params, opt_state, new_state, metrics
 
-    return jax.jit(step) if jit else step
+    return conv_autotune.JudgedJit(step) if jit else step
 
 
 def is_classification(targets: Any) -> bool:

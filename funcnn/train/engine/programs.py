@@ -82,9 +82,19 @@ class Compiled:
     evaluate_raw: Callable[..., Any]
     counter: TraceCounter
     executables: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    #: The chunk before ``jax.jit`` and its jit keywords: :meth:`aot` retraces it when the
+    #: convolutions' measured plans are judged (:func:`funcnn._ops.conv_autotune.judge`).
+    chunk_fn: Callable[..., Any] | None = None
+    chunk_jit_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def aot(self, name: str, jitted: Any, args: tuple[Any, ...]) -> tuple[Any, int]:
-        """``(executable, newly_compiled)``: ``jitted`` lowered and compiled for ``args``' types."""
+    def aot(self, name: str, jitted: Any, args: tuple[Any, ...], probe: tuple[Any, ...] | None = None
+            ) -> tuple[Any, int]:
+        """``(executable, newly_compiled)``: ``jitted`` lowered and compiled for ``args``' types.
+
+        For the chunk, with ``probe`` (arguments of the same types, a short run): compiled
+        through :func:`funcnn._ops.conv_autotune.judge`, which times the chunk on ``probe``
+        against its twin on the thresholds' convolution plans when its trace chose measured
+        plans not judged before, and keeps the faster."""
         leaves, treedef = jax.tree.flatten(args)
         sig = (name, treedef, tuple(
             (np.shape(a), jnp.result_type(a), bool(getattr(a, "weak_type", False)) or isinstance(a, (int, float)))
@@ -92,7 +102,12 @@ class Compiled:
         ))
         if sig in self.executables:
             return self.executables[sig], 0
-        exe = jitted.lower(*args).compile()
+        if name == "chunk" and probe is not None and self.chunk_fn is not None:
+            fn, kw = self.chunk_fn, dict(self.chunk_jit_kwargs)
+            exe = conv_autotune.judge(lambda: jax.jit(conv_autotune._fresh(fn), **kw).lower(*args).compile(),
+                                      lambda e: e(*probe))
+        else:
+            exe = jitted.lower(*args).compile()
         self.executables[sig] = exe
         return exe, 1
 
@@ -278,7 +293,8 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
             evaluate = _members_vmap(member_eval, (0, 0, 0, None), config.tune_width)
         else:
             chunk, evaluate = member_chunk, member_eval
-        return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter)
+        return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter,
+                        chunk_fn=chunk, chunk_jit_kwargs=jit_kwargs)
 
     rep = parallel.replicated(mesh)
     if batched:

@@ -258,7 +258,9 @@ class Engine:
         new = 0
         if "chunk" in parts and "chunk" not in self._compiled:
             chunk_args = (c0, h0, self.plan.steps_per_call, self.step, self.x, self.y)
-            self._chunk, n = self.programs.aot("chunk", self.programs.chunk, chunk_args)
+            # a judged chunk is timed on 2 steps of the first slice (its outputs are dropped)
+            probe = (c0, h0, min(2, self.plan.steps_per_call), self.step, self.x, self.y)
+            self._chunk, n = self.programs.aot("chunk", self.programs.chunk, chunk_args, probe)
             self._compiled.add("chunk")
             new += n
         if "evaluate" in parts and "evaluate" not in self._compiled:
