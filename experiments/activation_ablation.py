@@ -39,6 +39,7 @@ rule_comparison.png, curves.npz (the curves behind the plots).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import sys
 import time
@@ -93,6 +94,7 @@ from funcnn.study.cli import (
 )
 from funcnn.study.plots import band, nanmean, pyplot
 from funcnn.study.report import Clock, Report
+from funcnn.train.engine import member_keys
 
 EXPERIMENT = "activation_ablation"
 #: The default grid: every built-in hidden-layer (elementwise) activation of funcnn. What
@@ -309,27 +311,26 @@ def init_tables(cfg: Config, configs: Sequence[Mapping[str, Any]], data: Mapping
     The model of a (dataset, arch) picks its activation and rule by data (one program for
     all of them), and its params are the same for every pick: the layers' weights, plus
     PReLU's slopes and Swish's beta (unused, with zero gradient, by the other activations).
-    Drawn eagerly with exactly the key the engine would use (``init_key`` of
-    ``split(PRNGKey(seed), 3)``), so the members are those of a plain ``run_grid``; the
-    weights of a seed are the same for every activation.
+    Drawn with exactly the key the engine uses (the init key of
+    :func:`funcnn.train.engine.member_keys`), by one jitted program per (dataset, arch) called
+    once per seed: the initializers keep each random draw apart from its scaling, so these
+    are bitwise the weights an eager ``model.init`` draws and those of a plain ``run_grid``.
+    The weights of a seed are the same for every activation. The programs compile side by
+    side, one thread each (XLA compiles outside Python's lock).
     """
     seeds = [int(s) for s in cfg.seeds]
-    tables = {}
-    for c in configs:
-        key = (c["dataset"], c["arch"])
-        if key in tables:
-            continue
-        d = data[c["dataset"]]
-        model = make_model(c["arch"], Choice(tuple(cfg.activations), 0), "hand", d.x_train.shape[1:], d.num_classes,
+
+    def table(key: tuple[str, str]) -> Any:
+        d = data[key[0]]
+        model = make_model(key[1], Choice(tuple(cfg.activations), 0), "hand", d.x_train.shape[1:], d.num_classes,
                            cfg.mlp_widths)
-        in_shape = (arch_settings(cfg, c["arch"])["batch"], *d.x_train.shape[1:])
-        per_seed = []
-        for s in seeds:
-            init_key = jax.random.split(jax.random.PRNGKey(s), 3)[0]
-            _, params, state = model.init(init_key, in_shape)
-            per_seed.append(jax.device_get((params, state)))
-        tables[key] = jax.tree.map(lambda *a: np.stack(a), *per_seed)
-    return tables
+        in_shape = (arch_settings(cfg, key[1])["batch"], *d.x_train.shape[1:])
+        draw = jax.jit(lambda seed: model.init(member_keys(seed)[0], in_shape)[1:])
+        return jax.tree.map(lambda *a: np.stack(a), *[jax.device_get(draw(s)) for s in seeds])
+
+    keys = list(dict.fromkeys((c["dataset"], c["arch"]) for c in configs))
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(keys)), thread_name_prefix="init-tables") as pool:
+        return dict(zip(keys, pool.map(table, keys)))
 
 
 def make_diagnostics(x_probe: jax.Array, y_probe: jax.Array) -> Callable[..., dict[str, jax.Array]]:
@@ -482,12 +483,15 @@ def step_costs(cfg: Config, d: Any, arch: str, activation: str, rounds: int) -> 
     params = state = opt_state = None
     for rule in RULES:
         model = make_model(arch, activation, rule, d.x_train.shape[1:], d.num_classes, cfg.mlp_widths)
-        if params is None:  # the rules share their layers, so their params: one jitted init
-            params, state, opt_state = jax.jit(
-                lambda k, model=model: (lambda p, s: (p, s, opt.init(p)))(*model.init(k, x.shape)[1:])
-            )(jax.random.PRNGKey(0))
+        if params is None:  # the rules share their layers, so their params: one jitted init (the key
+            # made in it too: an eager PRNGKey compiles programs of its own)
+            def init(model: Any = model) -> tuple[Any, ...]:
+                key = jax.random.PRNGKey(0)
+                _, p, s = model.init(key, x.shape)
+                return p, s, opt.init(p), key
+
+            params, state, opt_state, key = jax.jit(init)()
         step = make_train_step(model, "softmax_cross_entropy", opt)
-        key = jax.random.PRNGKey(0)
         fns[rule] = lambda step=step, p=params, o=opt_state, s=state: step(p, o, s, x, y, key)
     samples = time_interleaved(fns, rounds=rounds, warmup=1, min_time=0.01)
     out = {f"{r}_ms_per_step": float(np.median(samples[r]) * 1e3) for r in RULES}

@@ -79,10 +79,12 @@ def test_strided_and_wide_shapes_time_only_what_applies(tuning):
     assert ("forward", "taps") not in tuning  # 3*3*32 products: known to lose, not timed
     assert not any(name == "space_to_depth" for _, name in tuning)  # needs stride 1
     assert ("forward", "patches") in tuning and ("kernel_grad", "patches") in tuning  # 288 values a patch
+    assert not any(part == "input_grad" for part, _ in tuning)  # 32 > MAX_SCATTER_C_IN: one candidate, no choice
     tuning.clear()
     xw, ww = _arrays(c_in=128, c_out=8)
-    conv_plan(xw, ww, stride=2, padding="SAME")
-    assert tuning and not any(name == "patches" for _, name in tuning)  # 3*3*128 > MAX_PATCH_K: not timed
+    plan = conv_plan(xw, ww, stride=2, padding="SAME")
+    # 3*3*128 > MAX_PATCH_K: no patches either; every sum has one candidate, so nothing is timed
+    assert tuning == [] and (plan.forward, plan.input_grad, plan.kernel_grad) == ("textbook",) * 3
 
 
 def test_off_uses_the_thresholds_and_other_backends_run_textbook(tuning, monkeypatch):

@@ -328,23 +328,29 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tu
     A sum timed alone can mispredict the step (caches, fusion, the other sums' layouts), and
     a choice that loses to the thresholds is never returned (so never cached).
 
-    Returns ``(plan, times)``: ``times`` has each sum's candidates and, when the plans
+    Returns ``(plan, times)``: ``times`` has each sum's candidates (none for a sum with one
+    candidate: it is not timed) and, when the plans
     differed, ``"verify"`` with both plans' median seconds and which one was kept. ``n > 1``:
     every timing runs vmapped over ``n`` members (see :func:`members`).
     """
+    # a sum with one candidate has no choice to make: it is not compiled or timed alone
+    timed = {part: candidates(part, w_shape, strides, dilations) for part in ("forward", "input_grad", "kernel_grad")}
+    only = tuple(names[0] for names in timed.values())
+    if all(len(names) == 1 for names in timed.values()) and only == threshold_parts(w_shape, strides, dilations):
+        return only, {part: {} for part in timed}  # nothing to choose, nothing to verify
     inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n)
     times: dict[str, Any] = {}
     best = []
     try:
         if TIMER is _time_candidate:  # the real timer: compile every candidate first, side by side
-            _compile_candidates([(part, name) for part in ("forward", "input_grad", "kernel_grad")
-                                 for name in candidates(part, w_shape, strides, dilations)],
+            _compile_candidates([(part, name) for part, names in timed.items() if len(names) > 1 for name in names],
                                 inputs, strides, pads, dilations)
-        for part in ("forward", "input_grad", "kernel_grad"):
-            times[part] = {
-                name: TIMER(part, name, inputs, strides, pads, dilations)
-                for name in candidates(part, w_shape, strides, dilations)
-            }
+        for part, names in timed.items():
+            if len(names) == 1:
+                times[part] = {}
+                best.append(names[0])
+                continue
+            times[part] = {name: TIMER(part, name, inputs, strides, pads, dilations) for name in names}
             best.append(min(times[part], key=times[part].get))
     finally:
         _ahead.clear()  # executables of this shape only: none outlives its measurement

@@ -200,6 +200,15 @@ def constant(value: float) -> Initializer:
     return init
 
 
+def _drawn(z: jax.Array) -> jax.Array:
+    """A random draw (or its arguments) kept apart from what surrounds it: fused with its
+    scaling under ``jax.jit``, XLA rounds the last bit of some entries differently than the
+    eager draw and multiply do, so without this boundary the same key gives other weights
+    jitted (``run_grid``'s init) than eagerly (``model.init`` called directly). With it they
+    are bitwise equal (``tests/test_initializers.py``)."""
+    return jax.lax.optimization_barrier(z)
+
+
 def normal(stddev: float = 1.0) -> Initializer:
     """An initializer drawing i.i.d. N(0, stddev^2) entries.
 
@@ -212,7 +221,7 @@ def normal(stddev: float = 1.0) -> Initializer:
     def init(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
         s = _check_shape("normal", shape)
         dt = _check_float_dtype("normal", dtype)
-        return jax.random.normal(key, s, dt) * jnp.asarray(std, dt)
+        return _drawn(jax.random.normal(key, s, dt)) * jnp.asarray(std, dt)
 
     return init
 
@@ -230,7 +239,7 @@ def uniform(scale: float = 1.0) -> Initializer:
     def init(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
         s = _check_shape("uniform", shape)
         dt = _check_float_dtype("uniform", dtype)
-        return jax.random.uniform(key, s, dt, minval=-1.0, maxval=1.0) * jnp.asarray(a, dt)
+        return _drawn(jax.random.uniform(key, s, dt, minval=-1.0, maxval=1.0)) * jnp.asarray(a, dt)
 
     return init
 
@@ -260,12 +269,15 @@ def _variance_scaling(
             z = jax.random.normal(key, s, dt)
             std = math.sqrt(variance)
         elif distribution == "truncated_normal":
-            z = jax.random.truncated_normal(key, -2.0, 2.0, s, dt)
+            # the bounds as values, not constants: folded at compile time under jit, the
+            # erf of the bounds takes other last bits than the eager draw computes
+            lo, hi = _drawn((jnp.asarray(-2.0, dt), jnp.asarray(2.0, dt)))
+            z = jax.random.truncated_normal(key, lo, hi, s, dt)
             std = math.sqrt(variance) / _TRUNCATED_STD
         else:  # uniform on [-limit, limit] has variance limit^2 / 3
             z = jax.random.uniform(key, s, dt, minval=-1.0, maxval=1.0)
             std = math.sqrt(3.0 * variance)
-        return z * jnp.asarray(std, dt)
+        return _drawn(z) * jnp.asarray(std, dt)
 
     return init
 
@@ -394,7 +406,7 @@ def orthogonal(gain: float = 1.0) -> Initializer:
         if rows == 0 or cols == 0:
             return jnp.zeros(s, dt)
         work = dt if np.dtype(dt).itemsize >= 4 else np.dtype(np.float32)
-        a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), work)
+        a = _drawn(jax.random.normal(key, (max(rows, cols), min(rows, cols)), work))
         q, r = jnp.linalg.qr(a)
         d = jnp.diagonal(r)
         q = q * jnp.where(d >= 0, 1.0, -1.0).astype(work)[None, :]
