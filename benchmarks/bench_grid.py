@@ -128,7 +128,10 @@ def _threaded(fn: Callable, carry: Any, *rest) -> Callable[[], Any]:
     return f
 
 
-def _chunk_callables(model, x, y, members: int, steps: int) -> dict[str, Callable[[], Any]]:
+def _chunk_callables(model, x, y, members: int, steps: int
+                     ) -> tuple[dict[str, Callable[[], Any]], concurrent.futures.ThreadPoolExecutor | None]:
+    """The timed callables, and the thread pool the sliced variant runs on (None without one;
+    the caller shuts it down after timing)."""
     vchunk, vcarry, vhp, plan = _engine_program(model, x.shape, members=members, steps=steps)
     K = plan.steps_per_call
     vm = _threaded(lambda c, hp: vchunk(c, hp, K, 0, x, y), vcarry, vhp)
@@ -145,6 +148,7 @@ def _chunk_callables(model, x, y, members: int, steps: int) -> dict[str, Callabl
         return carries[-1], out
 
     fns = {"vmapped": vm, "sequential": seq}
+    pool = None
     P = auto_parts(members, None)
     if P > 1:  # what run_grid does on a multi-core CPU: equal slices, side by side, one thread each
         pchunk, pcarry, php, _ = _engine_program(model, x.shape, members=members // P, steps=steps)
@@ -155,7 +159,7 @@ def _chunk_callables(model, x, y, members: int, steps: int) -> dict[str, Callabl
             return list(pool.map(lambda f: jax.block_until_ready(f()), slices))[-1]
 
         fns[f"vmapped, {P} slices"] = sliced
-    return fns
+    return fns, pool
 
 
 def _bare_callables(model, x, y, members: int) -> dict[str, Callable[[], Any]]:
@@ -300,8 +304,13 @@ def run(
     rows = []
     for M in members:
         cpu: dict[str, list[float]] = {}
-        fns = _with_cpu(_chunk_callables(model, x, y, M, steps), cpu)
-        stats, raw = time_interleaved(fns, rounds=rounds, min_time=0.1, max_inner=1)
+        chunks, pool = _chunk_callables(model, x, y, M, steps)
+        fns = _with_cpu(chunks, cpu)
+        try:
+            stats, raw = time_interleaved(fns, rounds=rounds, min_time=0.1, max_inner=1)
+        finally:
+            if pool is not None:
+                pool.shutdown()
         warm = 3  # time_interleaved's warm-up and sizing calls
         cpu_arr = {n: np.asarray(v[warm:]) for n, v in cpu.items()}
         n = min(len(v) for v in cpu_arr.values())
