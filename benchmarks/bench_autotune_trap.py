@@ -79,12 +79,41 @@ def _one(mode: str, steps: int = 40) -> None:
           f"| {vs_torch} |", flush=True)
 
 
+HEADER = ("| mode | chosen fwd/dx/dw per conv | whole step judged (measured vs thresholds) | first call | step median "
+          "| step best | funcnn vs PyTorch eager channels-last, steps/s (median of 15 interleaved rounds [q25, q75]) |\n"
+          "|---|---|---|---|---|---|---|")
+
+
+def run() -> dict[str, str]:
+    """Each mode in a fresh process (its own empty cache): mode -> its markdown row."""
+    rows = {}
+    for mode in MODES:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_autotune_trap", mode], check=True,
+                             capture_output=True, text=True).stdout
+        rows[mode] = next((line for line in out.splitlines() if line.startswith(f"| {mode} |")), f"| {mode} | no row |")
+    return rows
+
+
+def to_markdown(rows: dict[str, str]) -> tuple[str, list[str]]:
+    """The section for ``benchmarks.run`` and its target line (the verified mode against PyTorch)."""
+    import re
+
+    m = re.search(r"\| (\d+\.\d+)x \[", rows.get("verified", ""))
+    ratio = float(m.group(1)) if m else None
+    target = ("- LeNet-5 ReLU+max step from an empty autotune cache >= 1.0x PyTorch eager channels-last (issue 20): "
+              + (f"{ratio:.2f}x — {'**met**' if ratio >= 1.0 else '**missed**'}" if ratio is not None
+                 else "not measured (no PyTorch)"))
+    md = "\n".join(["## The autotune trap: LeNet-5 from an empty autotune cache", "",
+                     __doc__.split("\n\n", 1)[1].strip().replace("``", "`"), "", "Command: `python -m benchmarks.bench_autotune_trap`.",
+                     "", HEADER, *rows.values(), "", target, ""])
+    return md, [target]
+
+
 def main() -> int:
     if len(sys.argv) > 1:
         _one(sys.argv[1])
         return 0
-    print("| mode | chosen fwd/dx/dw per conv | whole step judged (measured vs thresholds) | first call | step median | step best | funcnn vs PyTorch eager "
-          "channels-last, steps/s (median of 15 interleaved rounds [q25, q75]) |\n|---|---|---|---|---|---|---|")
+    print(HEADER, flush=True)
     for mode in MODES:
         subprocess.run([sys.executable, "-m", "benchmarks.bench_autotune_trap", mode], check=True)
     return 0

@@ -48,7 +48,7 @@ import jax
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = Path(__file__).resolve().parent / "NOTES.md"
-SECTIONS = ("ops", "train", "compile", "grid", "conv-algorithms", "main-job")
+SECTIONS = ("ops", "train", "compile", "grid", "conv-algorithms", "autotune-trap", "main-job")
 
 __all__ = ["main", "header_markdown", "targets_from_ops"]
 
@@ -274,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             return md, [target]
 
         section("conv-algorithms", conv_algorithms)
+    if "autotune-trap" in only:
+        from benchmarks import bench_autotune_trap
+
+        section("autotune-trap", lambda: bench_autotune_trap.to_markdown(bench_autotune_trap.run()))
     if "main-job" in only:
         from benchmarks import bench_main_job
 
