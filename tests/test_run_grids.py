@@ -63,6 +63,24 @@ def test_side_by_side_equals_one_at_a_time_and_writes_each_record_once(tmp_path)
         r.close()
 
 
+def test_side_by_side_a_grid_starts_once_the_one_before_has_run_its_first_step(monkeypatch):
+    from funcnn.train.engine import Engine
+
+    grids = _grids()
+    compiled_at = {}
+    real = Engine.compile
+
+    def spy(self, *args, **kwargs):
+        compiled_at.setdefault(id(self), time.perf_counter())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "compile", spy)
+    done = run_grids(grids, workers=2)
+    assert len(done) == 2 and not any(r.interrupted for r in done)
+    first_step = min(e.first_step_at for e in grids[0].engines)
+    assert min(compiled_at[id(e)] for e in grids[1].engines) >= first_step
+
+
 def test_grid_workers_picks_one_per_core_on_cpu_and_one_with_a_mesh():
     def fake(mesh=None):
         return types.SimpleNamespace(engines=[types.SimpleNamespace(mesh=mesh)])

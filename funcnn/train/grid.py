@@ -58,6 +58,7 @@ import itertools
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -488,7 +489,9 @@ def run_grids(prepared: Sequence[PreparedGrid], *, workers: int | None = None) -
     current one trains. With ``workers`` > 1 (the default on a multi-core CPU, see
     :func:`grid_workers`) that many grids compile and train side by side in threads, each
     on the same programs as alone (results are the same; each grid's groups still run one
-    after another).
+    after another). They start in order, each once the grid before it has run its first
+    step (or ended), so the first grid compiles with the cores to itself and its first
+    results come as early as a lone grid's; the next one compiles while it trains.
 
     After a Ctrl-C (or SIGTERM made a KeyboardInterrupt) the running grids checkpoint and
     stop, and the grids not yet started are skipped: the returned list ends at the last grid
@@ -502,12 +505,23 @@ def run_grids(prepared: Sequence[PreparedGrid], *, workers: int | None = None) -
     import threading
 
     stop = threading.Event()
+    ended = [threading.Event() for _ in prepared]
+
+    def begun(j: int) -> bool:
+        return ended[j].is_set() or any(e.first_step_at is not None for e in prepared[j].engines)
 
     def one(j: int) -> GridResult:
+        # A grid starts (compiles) once the grid before it has run its first step: the first
+        # results come as soon as from a lone grid, not after two compiles sharing the cores.
+        while j > 0 and not begun(j - 1) and not stop.is_set():
+            time.sleep(0.02)
         if stop.is_set():
             raise KeyboardInterrupt
-        # run compiles each group as it starts and the next one in the background meanwhile
-        return prepared[j].run(stop=stop)
+        try:
+            # run compiles each group as it starts and the next one in the background meanwhile
+            return prepared[j].run(stop=stop)
+        finally:
+            ended[j].set()
 
     pool = concurrent.futures.ThreadPoolExecutor(n_workers, thread_name_prefix="funcnn-grid")
     futures = [pool.submit(one, j) for j in range(len(prepared))]
