@@ -15,7 +15,7 @@ import numpy as np
 
 from funcnn.study.timing import time_interleaved as _library_time_interleaved
 
-__all__ = ["Stats", "block", "time_interleaved", "summarize"]
+__all__ = ["Stats", "block", "time_interleaved", "summarize", "train_step_flops"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,16 @@ def time_interleaved(
 def ratio_stats(raw: Mapping[str, np.ndarray], num: str, den: str) -> Stats:
     """Per-round ratio num/den (same round, same load), summarized."""
     return summarize(raw[num] / raw[den])
+
+
+def train_step_flops(model, loss, optimizer, x, y) -> float:
+    """FLOPs of one train step of ``model`` on the batch ``(x, y)`` (XLA's cost analysis of
+    the compiled :func:`funcnn.train.make_train_step`, params drawn from key 0)."""
+    from funcnn.train.step import make_train_step
+
+    _, params, state = model.init(jax.random.PRNGKey(0), x.shape)
+    step = make_train_step(model, loss, optimizer)
+    cost = step.lower(params, optimizer.init(params), state, x, y, jax.random.PRNGKey(0)).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+    return float(cost["flops"])

@@ -341,16 +341,12 @@ def flop_bound(model, x, y) -> dict[str, float]:
     """One member's train step in FLOPs (XLA's cost analysis of the compiled step) and this
     process's fp32 matmul rate (:func:`benchmarks.bench_ops.matmul_gflops`, measured now):
     their ratio is the fastest a member-step can be on this machine, vmapped or not."""
+    from benchmarks._timing import train_step_flops
     from benchmarks.bench_ops import matmul_gflops
 
-    opt = optax.adam(1e-3)
-    step = jax.jit(make_train_step(model, LOSS, opt, jit=False))
-    _, params, state = model.init(jax.random.PRNGKey(0), (BATCH, *x.shape[1:]))
-    cost = step.lower(params, opt.init(params), state, x[:BATCH], y[:BATCH], jax.random.PRNGKey(0)).compile()
-    cost = cost.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = train_step_flops(model, LOSS, optax.adam(1e-3), x[:BATCH], y[:BATCH])
     rate = matmul_gflops() * 1e9
-    return {"step_flops": float(cost["flops"]), "matmul_flops_per_s": rate, "member_step_s": float(cost["flops"]) / rate}
+    return {"step_flops": flops, "matmul_flops_per_s": rate, "member_step_s": flops / rate}
 
 
 def to_markdown(res: dict[str, Any], analysis: str | None = None) -> str:

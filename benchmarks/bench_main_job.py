@@ -66,8 +66,8 @@ def step_flops(config: dict[str, Any]) -> dict[str, float]:
     sys.path.insert(0, str(ROOT / "experiments"))
     import activation_ablation as A
 
+    from benchmarks._timing import train_step_flops
     from funcnn.data import load
-    from funcnn.train.step import make_train_step
 
     out = {}
     for ds in config["datasets"]:
@@ -77,13 +77,8 @@ def step_flops(config: dict[str, Any]) -> dict[str, float]:
             model = A.make_model(arch, "relu", "hand", d.x_train.shape[1:], d.num_classes, tuple(config["mlp_widths"]))
             x = jax.device_put(d.x_train[:batch])
             y = jax.device_put(d.y_train[:batch])
-            _, params, state = model.init(jax.random.PRNGKey(0), x.shape)
-            opt = optax.adam(float(config[f"{arch}_lr"]))
-            step = make_train_step(model, "softmax_cross_entropy", opt)
-            cost = step.lower(params, opt.init(params), state, x, y, jax.random.PRNGKey(0)).compile().cost_analysis()
-            if isinstance(cost, (list, tuple)):
-                cost = cost[0]
-            out[f"{ds}/{arch}"] = float(cost["flops"])
+            out[f"{ds}/{arch}"] = train_step_flops(model, "softmax_cross_entropy", optax.adam(float(config[f"{arch}_lr"])),
+                                                   x, y)
     return out
 
 

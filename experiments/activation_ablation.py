@@ -39,7 +39,6 @@ rule_comparison.png, curves.npz (the curves behind the plots).
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import sys
 import time
@@ -315,8 +314,7 @@ def init_tables(cfg: Config, configs: Sequence[Mapping[str, Any]], data: Mapping
     :func:`funcnn.train.engine.member_keys`), by one jitted program per (dataset, arch) called
     once per seed: the initializers keep each random draw apart from its scaling, so these
     are bitwise the weights an eager ``model.init`` draws and those of a plain ``run_grid``.
-    The weights of a seed are the same for every activation. The programs compile side by
-    side, one thread each (XLA compiles outside Python's lock).
+    The weights of a seed are the same for every activation.
     """
     seeds = [int(s) for s in cfg.seeds]
 
@@ -328,9 +326,7 @@ def init_tables(cfg: Config, configs: Sequence[Mapping[str, Any]], data: Mapping
         draw = jax.jit(lambda seed: model.init(member_keys(seed)[0], in_shape)[1:])
         return jax.tree.map(lambda *a: np.stack(a), *[jax.device_get(draw(s)) for s in seeds])
 
-    keys = list(dict.fromkeys((c["dataset"], c["arch"]) for c in configs))
-    with concurrent.futures.ThreadPoolExecutor(max(1, len(keys)), thread_name_prefix="init-tables") as pool:
-        return dict(zip(keys, pool.map(table, keys)))
+    return {key: table(key) for key in dict.fromkeys((c["dataset"], c["arch"]) for c in configs)}
 
 
 def make_diagnostics(x_probe: jax.Array, y_probe: jax.Array) -> Callable[..., dict[str, jax.Array]]:

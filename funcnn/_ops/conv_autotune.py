@@ -335,9 +335,9 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tu
     """
     # a sum with one candidate has no choice to make: it is not compiled or timed alone
     timed = {part: candidates(part, w_shape, strides, dilations) for part in ("forward", "input_grad", "kernel_grad")}
-    only = tuple(names[0] for names in timed.values())
-    if all(len(names) == 1 for names in timed.values()) and only == threshold_parts(w_shape, strides, dilations):
-        return only, {part: {} for part in timed}  # nothing to choose, nothing to verify
+    base = threshold_parts(w_shape, strides, dilations)
+    if all(len(names) == 1 for names in timed.values()) and tuple(n[0] for n in timed.values()) == base:
+        return base, {part: {} for part in timed}  # nothing to choose, nothing to verify
     inputs = _inputs(x_shape, w_shape, strides, pads, dilations, dtype, n)
     times: dict[str, Any] = {}
     best = []
@@ -355,7 +355,6 @@ def measure(x_shape, w_shape, strides, pads, dilations, dtype, n: int = 1) -> tu
     finally:
         _ahead.clear()  # executables of this shape only: none outlives its measurement
     measured = (best[0], best[1], best[2])
-    base = threshold_parts(w_shape, strides, dilations)
     if measured == base:
         return measured, times
     wins, info = _rounds(lambda: PLAN_TIMER(base, inputs, strides, pads, dilations),
