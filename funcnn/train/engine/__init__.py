@@ -13,7 +13,10 @@ Randomness: member ``seed`` -> ``root = PRNGKey(seed)`` -> ``(init_key, data_key
 train_key) = split(root, 3)``. Step ``s`` uses ``fold_in(train_key, s)``; the batches of
 epoch ``e`` are the permutation ``permutation(fold_in(data_key, e), N)`` cut into
 ``N // B`` batches (the remainder is dropped). So the batch of any step follows from
-``(seed, step)`` alone, which makes resuming exact.
+``(seed, step)`` alone, which makes resuming exact. The engine carries each member's current
+permutation from chunk to chunk (``order``, ``order_epoch`` in the carry), so a permutation
+(a sort of ``N`` keys) is drawn once per epoch, not again by every chunk that starts inside
+it; checkpoints leave it out and a restored run draws it again.
 
 Divergence: a step whose loss or gradient norm is not finite is not applied; the member
 is frozen from then on (``alive=False``), its step and reason are recorded, and its

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn._ops import conv_autotune
+from funcnn._ops.host import to_device
 from funcnn.train import parallel
 from funcnn.train.engine.plan import Plan, metric_dtype
 from funcnn.train.step import STEP_METRICS, make_eval_fn, make_train_step
@@ -184,6 +185,49 @@ def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]
     return run
 
 
+#: The carry entries of a member's batch order (added by :func:`with_batch_order`): ``order``,
+#: the permutation of the training set its last step drew its batch from, and
+#: ``order_epoch``, that permutation's epoch (-1: none drawn yet).
+ORDER_KEYS = ("order", "order_epoch")
+
+
+def with_batch_order(carry: dict[str, Any], n_examples: int, members: int | None) -> dict[str, Any]:
+    """``carry`` with room for its batch order carried from chunk to chunk (``members``: the
+    stacked members, None for one model's carry); an order already there of the right length
+    is kept, any other is replaced by "none drawn yet".
+
+    Each epoch's order is a permutation of the ``n_examples`` indices, a sort of as many keys;
+    carried, a chunk that starts inside an epoch continues its order instead of drawing it
+    again (the draw then happens once per epoch, not once per chunk as well). Only a first
+    chunk, or one after a checkpoint was restored (checkpoints leave the order out: it
+    follows from the seed and the step), draws at its start. Host arrays: no XLA program."""
+    lead = () if members is None else (members,)
+    old = carry.get(ORDER_KEYS[0])
+    if old is not None and tuple(np.shape(old)) == (*lead, n_examples):
+        return carry
+    return {**carry, "order": to_device(np.zeros((*lead, n_examples), np.int32)),
+            "order_epoch": to_device(np.full(lead, -1, np.int32))}
+
+
+def without_batch_order(carry: dict[str, Any]) -> dict[str, Any]:
+    """``carry`` without the entries :func:`with_batch_order` added (what checkpoints keep)."""
+    return {k: v for k, v in carry.items() if k not in ORDER_KEYS}
+
+
+def _redrawing(chunk: Callable[..., Any], spe: int) -> Callable[..., Any]:
+    """``chunk(carry, hp, n, start, x, y)`` passing the group's ``redraw`` flag to the member
+    chunk: True where some member's carried batch order is not the one of ``start``'s epoch
+    (computed over every member, outside the vmap, so it stays one unbatched flag)."""
+
+    def run(carry, hp, n, start, x, y):
+        if ORDER_KEYS[1] not in carry:
+            return chunk(carry, hp, n, start, x, y, True)
+        redraw = jnp.any(carry[ORDER_KEYS[1]] != start // spe)
+        return chunk(carry, hp, n, start, x, y, redraw)
+
+    return run
+
+
 def _width(tree: Any) -> int:
     """The leading (member) axis length of a stacked tree."""
     return int(jax.tree.leaves(tree)[0].shape[0])
@@ -215,7 +259,7 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
     if split_batch:
         batch_sh = parallel.batch_sharding(mesh)
 
-    def member_chunk(carry, hp, n, start, x, y):
+    def member_chunk(carry, hp, n, start, x, y, redraw=True):
         counter.traces += 1  # trace-time side effect: counts compilations of the step
         model, loss_fn, optimizer, _ = spec_fn(hp)
         step = make_train_step(model, loss_fn, optimizer, jit=False)
@@ -225,7 +269,8 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
         buf0 = {m: jnp.full((K,), jnp.nan, mdt) for m in STEP_METRICS}
 
         def epoch_perm(s):
-            return jax.random.permutation(jax.random.fold_in(carry["data_key"], s // spe), N)
+            # int32 whatever jax_enable_x64 says: the type of the carried order
+            return jax.random.permutation(jax.random.fold_in(carry["data_key"], s // spe), N).astype(jnp.int32)
 
         def body(i, c):
             cur, buf, perm = c
@@ -261,7 +306,20 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
             buf = {k: buf[k].at[i].set(jnp.where(alive, m[k], jnp.nan).astype(mdt)) for k in buf}
             return nxt, buf, perm
 
-        carry, buf, _ = jax.lax.fori_loop(0, n, body, (carry, buf0, epoch_perm(start)))
+        carried = ORDER_KEYS[0] in carry
+        if carried:
+            # The batch order carried from the chunk before (see with_batch_order): drawn
+            # again only where some member's is not the order of this chunk's first epoch
+            # (``redraw``, one flag for the whole group, so under vmap a real branch).
+            order = {k: carry[k] for k in ORDER_KEYS}
+            carry = {k: v for k, v in carry.items() if k not in ORDER_KEYS}
+            perm0 = jax.lax.cond(redraw, lambda: epoch_perm(start), lambda: order["order"])
+        else:
+            perm0 = epoch_perm(start)
+        carry, buf, perm = jax.lax.fori_loop(0, n, body, (carry, buf0, perm0))
+        if carried:
+            last = jnp.where(n > 0, (start + n - 1) // spe, jnp.where(redraw, start // spe, order["order_epoch"]))
+            carry = {**carry, "order": perm, "order_epoch": last.astype(order["order_epoch"].dtype)}
         return carry, buf
 
     def member_eval(params, state, hp, datasets):
@@ -286,13 +344,14 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
 
     if mesh is None:
         if batched and blocks is not None:
-            chunk = _in_blocks(member_chunk, blocks, 1, config.tune_width)  # (carry, hp, n, start, x, y)
+            chunk = _in_blocks(member_chunk, blocks, 1, config.tune_width)  # (carry, hp, n, start, x, y, redraw)
             evaluate = _in_blocks(member_eval, blocks, 2, config.tune_width)  # (params, state, hp, datasets)
         elif batched:
-            chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None), config.tune_width)
+            chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None, None), config.tune_width)
             evaluate = _members_vmap(member_eval, (0, 0, 0, None), config.tune_width)
         else:
             chunk, evaluate = member_chunk, member_eval
+        chunk = _redrawing(chunk, spe)
         return Compiled(jax.jit(chunk, **jit_kwargs), jax.jit(evaluate), evaluate, counter,
                         chunk_fn=chunk, chunk_jit_kwargs=jit_kwargs)
 
@@ -301,12 +360,13 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
         # spmd_axis_name: sharding constraints inside the member function get the member
         # axis split over "grid" (a batch becomes P("grid", "data")).
         spmd = parallel.GRID if parallel.GRID in mesh.axis_names else None
-        chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None), spmd_axis_name=spmd)
+        chunk = _members_vmap(member_chunk, (0, 0, None, None, None, None, None), spmd_axis_name=spmd)
         evaluate = _members_vmap(member_eval, (0, 0, 0, None), spmd_axis_name=spmd)
         carry_sh = parallel.members_sharding(mesh)
     else:
         chunk, evaluate = member_chunk, member_eval
         carry_sh = rep
+    chunk = _redrawing(chunk, spe)
     chunk_kw = {"out_shardings": (carry_sh, rep), **jit_kwargs}
     return Compiled(jax.jit(chunk, **chunk_kw), jax.jit(evaluate, out_shardings=rep), evaluate, counter)
 

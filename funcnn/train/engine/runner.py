@@ -17,7 +17,7 @@ from funcnn._ops.host import to_device
 from funcnn.train import parallel
 from funcnn.train.engine.carry import MemberParts, auto_parts, block_width, divergence_message, slices_of
 from funcnn.train.engine.plan import metric_dtype
-from funcnn.train.engine.programs import EngineConfig, compiled_programs
+from funcnn.train.engine.programs import EngineConfig, compiled_programs, with_batch_order, without_batch_order
 from funcnn.train.step import STEP_METRICS
 
 
@@ -61,6 +61,7 @@ class Engine:
         # device; the padding copies member 0 and is dropped from results/checkpoints).
         g = parallel.axis_size(mesh, parallel.GRID) if batched else 1
         self.M_dev = -(-n_members // g) * g
+        carry0 = self._with_order(carry0, train[0].shape[0])
         if mesh is not None:
             self._carry_sh = parallel.members_sharding(mesh) if batched else parallel.replicated(mesh)
             hp = parallel.put(self._pad(hp), self._carry_sh)
@@ -176,6 +177,11 @@ class Engine:
 
         return jax.tree.map(pad, tree)
 
+    def _with_order(self, carry: Any, n_examples: int) -> Any:
+        """``carry`` (the group's members, unpadded) with its batch order carried between
+        chunks (:func:`~funcnn.train.engine.programs.with_batch_order`)."""
+        return with_batch_order(carry, n_examples, self.M if self.batched else None)
+
     def _place_carry(self, carry: Any) -> Any:
         return parallel.put(self._pad(carry), self._carry_sh)
 
@@ -217,7 +223,7 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_tree(self) -> dict[str, Any]:
-        carry = self.carry
+        carry = without_batch_order(self.carry)  # it follows from the seed and the step
         if self.M_dev != self.M:  # save the real members only: restorable on any mesh
             if self._unpad is None:
                 M, rep = self.M, parallel.replicated(self.mesh)
@@ -232,10 +238,11 @@ class Engine:
         }
 
     def load_checkpoint_tree(self, tree: dict[str, Any]) -> None:
+        carry = without_batch_order(tree["carry"])
         if self.mesh is None:
-            self.carry = jax.tree.map(to_device, tree["carry"])
-        else:
-            self.carry = self._place_carry(tree["carry"])
+            carry = jax.tree.map(to_device, carry)
+        carry = self._with_order(carry, self.x.shape[0])
+        self.carry = carry if self.mesh is None else self._place_carry(carry)
         self.step_hist = {k: np.array(v) for k, v in tree["step_hist"].items()}
         self.eval_hist = {k: np.array(v) for k, v in tree["eval_hist"].items()}
         self.eval_done = np.array(tree["eval_done"], bool)
