@@ -167,16 +167,36 @@ def _first_max_index(geo: PoolGeometry, x: jax.Array, y: jax.Array) -> jax.Array
     return lax.fori_loop(0, n_taps, body, idx)
 
 
+#: Per backend: tiling, unpadded max-pool windows over at most this many channels find
+#: their first maximum with ``jnp.argmax`` (see :func:`_first_max_blocks`); wider ones, and
+#: backends not listed, with the unrolled scan. CPU, measured (benchmarks/NOTES.md, part K):
+#: fwd+bwd of 2x2 pools 2.6x faster at 6 channels, 1.1x at 16, 1.2x slower at 32; the
+#: LeNet-5 ReLU + max-pool train step 9% faster.
+ARGMAX_MAX_CHANNELS: dict[str, int] = {"cpu": 16}
+
+
 def _first_max_blocks(geo: PoolGeometry, x: jax.Array, y: jax.Array) -> jax.Array:
     """Tiling windows: bool ``(N, H', KH, W', KW, C)``, True at each window's FIRST maximum.
 
     The same row-major scan as :func:`_first_max_index` (a real tap equal to ``y``, or NaN,
     that no earlier tap has claimed), kept as one boolean mask per tap and stacked into the
     block layout of :func:`_blocks`, so the backward is a single select against a broadcast
-    of ``g``. (Comparing an int8 index against a broadcast ``(KH, KW)`` key inside the
-    block-shaped backward was up to 5x slower when C is small, e.g. LeNet's C = 6.)
+    of ``g``. Over few channels (:data:`ARGMAX_MAX_CHANNELS`) the mask is instead each block
+    element's tap compared with the window's stored ``jnp.argmax`` index: XLA fused the
+    scan's stacked masks into the backward and evaluated them per element, which costs most
+    where the channel axis is too short to fill a vector.
     """
     kh, kw = geo.window
+    if not geo.padded and x.shape[-1] <= ARGMAX_MAX_CHANNELS.get(jax.default_backend(), 0):
+        # jnp.argmax over the stacked taps is the same scan (the first maximum, the first
+        # NaN), and a reduction XLA does not fuse into its consumers: the index is stored
+        # once, and the backward compares it with each block element's tap, instead of
+        # recomputing the scan's masks there per element. Padding needs the scan: -inf
+        # padding must lose even to a real -inf.
+        taps = [t for _, t in _taps_of(geo, x, _neg_inf(x.dtype))]
+        idx = jnp.argmax(jnp.stack(taps, axis=3), axis=3).astype(np.int8 if kh * kw < 127 else np.int32)
+        keys = np.arange(kh * kw, dtype=idx.dtype).reshape(1, 1, kh, 1, kw, 1)
+        return idx[:, :, None, :, None, :] == keys
     claimed, hits = None, []
     for k, t in _taps_of(geo, x, _neg_inf(x.dtype)):
         hit = (t == y) | jnp.isnan(t)

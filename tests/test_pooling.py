@@ -186,6 +186,26 @@ def test_ties_match_brute_force_first_max(window, stride):
     assert_first_max_convention(x, window, stride, "SAME")
 
 
+@pytest.mark.parametrize("max_channels", [0, 64])  # 0: the unrolled scan; 64: the stored argmax
+@pytest.mark.parametrize("channels", [2, 20])
+def test_tiling_windows_find_the_first_max_by_scan_and_by_argmax(monkeypatch, max_channels, channels):
+    """Unpadded tiling windows: both ways of finding each window's first maximum (the scan's
+    masks, the stored jnp.argmax index; funcnn.pooling.ARGMAX_MAX_CHANNELS picks one) route
+    the error as the brute force does, with many ties and a NaN."""
+    import funcnn.pooling
+
+    monkeypatch.setattr(funcnn.pooling, "ARGMAX_MAX_CHANNELS", {jax.default_backend(): max_channels})
+    x = np.random.default_rng(6).integers(0, 3, size=(2, 6, 8, channels)).astype(np.float64)
+    x[0, 2, 3, 0] = x[1, 0, 1, channels - 1] = np.nan
+    for window in (2, (2, 4), 3):
+        xv = jnp.asarray(x[:, :6, :6] if window == 3 else x)
+        geo = hand.pool_geometry("test", xv, window, None, "VALID", 2)
+        g = jnp.asarray(np.random.default_rng(2).normal(size=(2, *geo.out_sizes, channels)))
+        dx = jax.vjp(lambda x: hand.max_pool2d(x, window), xv)[1](g)[0]  # traced anew: not the cached jit
+        expected = brute_max_pool_grad(xv, geo.window, geo.strides, geo.pads, g)
+        np.testing.assert_allclose(np.asarray(dx), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("window,stride", [(2, None), (3, 1)])
 def test_padding_never_wins(window, stride):
     x = -1.0 - tie_free((1, 5, 5, 2), seed=7) ** 2  # all negative: a 0-padding would win
