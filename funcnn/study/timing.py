@@ -1,7 +1,7 @@
 """Interleaved timing of (jitted) callables, for studies that report what a rule or a step costs.
 
 The CPU is shared and noisy, so candidates that are compared are timed *interleaved*: every
-round runs each candidate once (in rotating order), so a ratio taken within a round compares
+round runs each candidate once (in a shuffled order), so a ratio taken within a round compares
 them under the same machine load; report medians over rounds (of times, or of per-round
 ratios)::
 
@@ -30,8 +30,12 @@ def time_interleaved(
 
     Each callable is first called ``warmup`` times (compiles). Then an inner repeat count is
     chosen per callable so that one sample lasts about ``min_time`` seconds (at most
-    ``max_inner`` calls); each round takes one sample of every callable, the order rotating
-    from round to round to cancel drift. Outputs are waited for (``jax.block_until_ready``).
+    ``max_inner`` calls); each round takes one sample of every callable, in an order shuffled
+    from round to round (seeded: the same orders every run) to cancel drift. Each sample is
+    preceded by one untimed call: what ran just before (another candidate's data in the
+    caches, its threads) costs the first call after it, and in a fixed rotation each
+    candidate would always follow the same one (a framework timed against another in one
+    process paid for its predecessor). Outputs are waited for (``jax.block_until_ready``).
     """
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"time_interleaved: rounds must be an int >= 1, got {rounds!r}")
@@ -45,9 +49,12 @@ def time_interleaved(
         dt = max(time.perf_counter() - t0, 1e-7)
         inner[name] = int(min(max_inner, max(1, round(min_time / dt))))
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+    order = np.random.default_rng(0)
+    for _ in range(rounds):
+        for i in order.permutation(len(names)):
+            name = names[i]
             f, k = fns[name], inner[name]
+            jax.block_until_ready(f())  # settle: not timed
             t0 = time.perf_counter()
             for _ in range(k):
                 out = f()
