@@ -476,6 +476,28 @@ def test_band_first_reach_and_interleaved_timing():
         time_interleaved({"a": lambda: 1}, rounds=0)
 
 
+def test_time_interleaved_shuffles_the_order_and_settles_before_each_sample():
+    calls = []
+
+    def make(name):
+        def f():
+            calls.append(name)
+            return jnp.zeros(())
+        return f
+
+    names = "abcd"
+    time_interleaved({n: make(n) for n in names}, rounds=12, warmup=1, min_time=1e-9, max_inner=1)
+    timed = calls[len(names) * 2:]  # after each callable's warm-up and sizing call
+    # each sample: one untimed call, then one timed call (max_inner=1), of the same callable
+    pairs = [timed[i:i + 2] for i in range(0, len(timed), 2)]
+    assert len(pairs) == 12 * len(names) and all(p[0] == p[1] for p in pairs)
+    rounds = ["".join(p[0] for p in pairs[r * 4:(r + 1) * 4]) for r in range(12)]
+    assert all(sorted(r) == list(names) for r in rounds)  # every callable once per round
+    # not a fixed rotation: some callable is preceded by different ones across rounds
+    before = {(r[i - 1], r[i]) for r in rounds for i in range(1, 4)}
+    assert len(before) > 4
+
+
 def test_experiment_config_with_tyro(tmp_path):
     @dataclasses.dataclass
     class Config(ExperimentConfig):
