@@ -134,3 +134,46 @@ def test_with_batch_order_keeps_a_fitting_order_and_replaces_another():
     np.testing.assert_array_equal(np.asarray(other["order_epoch"]), [-1, -1, -1])
     single = with_batch_order({}, 10, None)
     assert single["order"].shape == (10,) and single["order_epoch"].shape == ()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 160, 4000, 65536, 65537])
+def test_permutation_is_jaxs_bit_for_bit(n):
+    from funcnn.train.engine.programs import permutation
+
+    keys = jax.random.split(jax.random.PRNGKey(n), 3)
+    want = np.stack([np.asarray(jax.random.permutation(k, n)) for k in keys])
+    got = jax.jit(jax.vmap(lambda k: permutation(k, n)))(keys)  # as the engine runs it: vmapped, jitted
+    assert got.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_permutation_is_jaxs_without_x64():
+    """The suite runs with jax_enable_x64 (conftest.py); users mostly without: checked in a
+    plain subprocess."""
+    import subprocess
+    import sys
+
+    code = (
+        "import jax, numpy as np\n"
+        "from funcnn.train.engine.programs import permutation\n"
+        "assert not jax.config.read('jax_enable_x64')\n"
+        "ks = jax.random.split(jax.random.PRNGKey(3), 4)\n"
+        "for n in (3, 4000, 60000):\n"
+        "    got = jax.jit(jax.vmap(lambda k: permutation(k, n)))(ks)\n"
+        "    want = np.stack([np.asarray(jax.random.permutation(k, n)) for k in ks])\n"
+        "    assert np.array_equal(np.asarray(got), want), n\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_stable_argsort_of_uint32_keys_with_ties():
+    from funcnn.train.engine.programs import _stable_argsort_u32
+
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 1000, 65536):
+        # few distinct halves: many ties in the full keys, in the low halves and in the high ones
+        k = (rng.integers(0, 4, n).astype(np.uint32) << 16) | rng.integers(0, 3, n).astype(np.uint32)
+        k[: n // 3] |= np.uint32(0xFFFF0000)  # the top bits set too
+        np.testing.assert_array_equal(np.asarray(_stable_argsort_u32(jnp.asarray(k))), np.argsort(k, kind="stable"))

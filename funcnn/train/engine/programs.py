@@ -185,6 +185,36 @@ def _in_blocks(member_fn: Callable[..., Any], blocks: tuple[int, tuple[str, ...]
     return run
 
 
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """``jax.random.permutation(key, n)``, bit for bit (int32), cheaper on CPU for ``n <= 65536``.
+
+    jax shuffles by stably sorting the indices by fresh random 32-bit keys, in
+    ``ceil(3 ln n / ln(2^32 - 1))`` rounds; XLA's CPU sort of a (key, index) pair is several
+    times slower than its sort of one uint32 array (1.7 vs 0.26 ms for 3 x 4,000 on a 2-core
+    CPU). Each round's stable sort is done here as two one-array sorts, least significant half
+    first (a radix sort on 16-bit halves: each pass sorts ``half << 16 | position``, which is
+    that half with ties in the previous order), so the order, ties included, is jax's. Above
+    65,536 indices, positions do not fit in 16 bits: jax's own permutation runs.
+    """
+    if n > 1 << 16:
+        return jax.random.permutation(key, n).astype(jnp.int32)
+    rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+    x = jnp.arange(n, dtype=jnp.int32)
+    for _ in range(rounds):
+        key, subkey = jax.random.split(key)
+        x = x[_stable_argsort_u32(jax.random.bits(subkey, (n,), jnp.uint32))]
+    return x
+
+
+def _stable_argsort_u32(k: jax.Array) -> jax.Array:
+    """The indices that sort the uint32 vector ``k`` (length <= 65536), ties in index order."""
+    pos = jnp.arange(k.shape[0], dtype=jnp.uint32)
+    low = jax.lax.sort(((k & 0xFFFF) << 16) | pos) & 0xFFFF  # by the low half, ties by index
+    low = low.astype(jnp.int32)
+    high = jax.lax.sort(((k[low] >> 16) << 16) | pos) & 0xFFFF  # by the high half, ties by the pass before
+    return low[high.astype(jnp.int32)]
+
+
 #: The carry entries of a member's batch order (added by :func:`with_batch_order`): ``order``,
 #: the permutation of the training set its last step drew its batch from, and
 #: ``order_epoch``, that permutation's epoch (-1: none drawn yet).
@@ -270,7 +300,7 @@ def _build_programs(spec_fn: Callable[[Any], tuple[Any, Any, Any, Any]], config:
 
         def epoch_perm(s):
             # int32 whatever jax_enable_x64 says: the type of the carried order
-            return jax.random.permutation(jax.random.fold_in(carry["data_key"], s // spe), N).astype(jnp.int32)
+            return permutation(jax.random.fold_in(carry["data_key"], s // spe), N)
 
         def body(i, c):
             cur, buf, perm = c
