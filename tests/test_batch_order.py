@@ -45,14 +45,17 @@ def test_fit_is_the_same_however_the_steps_are_chunked(per_call):
     np.testing.assert_array_equal(ref.history.step_metrics["loss"], got.history.step_metrics["loss"])
 
 
-def test_grid_is_the_same_however_the_steps_are_chunked():
+@pytest.mark.parametrize("choices,parts", [((), 1), (("act",), 1), (("act",), 2)])
+def test_grid_is_the_same_however_the_steps_are_chunked(choices, parts):
+    """Plain vmap, choice blocks (lax.map over blocks) and blocks in two slices."""
     x, y = _data()
 
     def build(c):
-        return TrainSpec(_model(), xent, optax.adam(c["lr"]))
+        return TrainSpec(serial(Dense(6), Activation(c["act"]), Dense(3)), xent, optax.adam(c["lr"]))
 
-    runs = [run_grid(build, {"lr": [1e-2, 3e-2], "seed": [0, 1]}, (x, y), steps=17, batch_size=B,
-                     steps_per_call=k, eval_every=0, progress=False, parts=1) for k in (17, 3)]
+    grid = {"act": ["tanh", "relu"], "lr": [1e-2, 3e-2], "seed": [0, 1]}
+    runs = [run_grid(build, grid, (x, y), steps=17, batch_size=B, steps_per_call=k, eval_every=0, progress=False,
+                     parts=parts, choices=choices, batched=("lr",)) for k in (17, 3)]
     for ma, mb in zip(runs[0].members, runs[1].members):
         for a, b in zip(_leaves(ma.params), _leaves(mb.params)):
             np.testing.assert_array_equal(a, b)
@@ -177,3 +180,28 @@ def test_stable_argsort_of_uint32_keys_with_ties():
         k = (rng.integers(0, 4, n).astype(np.uint32) << 16) | rng.integers(0, 3, n).astype(np.uint32)
         k[: n // 3] |= np.uint32(0xFFFF0000)  # the top bits set too
         np.testing.assert_array_equal(np.asarray(_stable_argsort_u32(jnp.asarray(k))), np.argsort(k, kind="stable"))
+
+
+def test_checkpoints_leave_the_order_out_and_a_resume_draws_it(tmp_path):
+    """The checkpoint holds no batch order (its tree lists every saved leaf); a run stopped
+    inside an epoch resumes bitwise equal to one that ran through."""
+    import json
+
+    x, y = _data()
+
+    def stop_at(step):
+        def callback(info):
+            if info["step"] >= step:
+                raise KeyboardInterrupt
+        return callback
+
+    kw = dict(steps=23, batch_size=B, steps_per_call=3, seed=1, progress=False, eval_every=0, checkpoint_every=7)
+    full = fit(_model(), xent, optax.adam(1e-2), (x, y), **kw)
+    ck = tmp_path / "ck"
+    stopped = fit(_model(), xent, optax.adam(1e-2), (x, y), checkpoint_dir=str(ck), callback=stop_at(7), **kw)
+    assert stopped.interrupted and 7 % (N // B)  # stopped inside an epoch
+    saved = json.loads((ck / "7" / "tree" / "_METADATA").read_text())["tree_metadata"]
+    assert any("'params'" in k for k in saved) and not any(o in k for k in saved for o in ORDER_KEYS)
+    resumed = fit(_model(), xent, optax.adam(1e-2), (x, y), checkpoint_dir=str(ck), resume=True, **kw)
+    for a, b in zip(_leaves(full.params), _leaves(resumed.params)):
+        np.testing.assert_array_equal(a, b)

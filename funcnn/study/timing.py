@@ -31,11 +31,13 @@ def time_interleaved(
     Each callable is first called ``warmup`` times (compiles). Then an inner repeat count is
     chosen per callable so that one sample lasts about ``min_time`` seconds (at most
     ``max_inner`` calls); each round takes one sample of every callable, in an order shuffled
-    from round to round (seeded: the same orders every run) to cancel drift. Each sample is
+    every other round and reversed in between (seeded: the same orders every run), to cancel
+    drift. Each sample is
     preceded by one untimed call: what ran just before (another candidate's data in the
     caches, its threads) costs the first call after it, and in a fixed rotation each
     candidate would always follow the same one (a framework timed against another in one
-    process paid for its predecessor). Outputs are waited for (``jax.block_until_ready``).
+    process paid for its predecessor); it adds one call per sample (twice the calls where one
+    call already lasts ``min_time``). Outputs are waited for (``jax.block_until_ready``).
     """
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"time_interleaved: rounds must be an int >= 1, got {rounds!r}")
@@ -49,9 +51,12 @@ def time_interleaved(
         dt = max(time.perf_counter() - t0, 1e-7)
         inner[name] = int(min(max_inner, max(1, round(min_time / dt))))
     samples: dict[str, list[float]] = {name: [] for name in names}
-    order = np.random.default_rng(0)
-    for _ in range(rounds):
-        for i in order.permutation(len(names)):
+    rng, order = np.random.default_rng(0), np.arange(len(names))
+    for r in range(rounds):
+        # a fresh shuffle every other round, the one before reversed in between: over every
+        # two rounds each candidate's mean place is the middle (of two, each goes first once)
+        order = rng.permutation(len(names)) if r % 2 == 0 else order[::-1]
+        for i in order:
             name = names[i]
             f, k = fns[name], inner[name]
             jax.block_until_ready(f())  # settle: not timed

@@ -223,7 +223,12 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_tree(self) -> dict[str, Any]:
-        carry = without_batch_order(self.carry)  # it follows from the seed and the step
+        # the batch order follows from the seed and the step: left out (before the slices
+        # are joined on the host, so it is not copied there either)
+        if self.parts is None:
+            carry = without_batch_order(self._carries[0])
+        else:
+            carry = self.parts.join([without_batch_order(c) for c in self._carries])
         if self.M_dev != self.M:  # save the real members only: restorable on any mesh
             if self._unpad is None:
                 M, rep = self.M, parallel.replicated(self.mesh)
