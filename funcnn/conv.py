@@ -250,8 +250,8 @@ def _kernel_and_bias_grad_patches(x, g, k_sizes, strides, pads, dilations, preci
 
     XLA fuses the producer of ``g`` (the layer above's input gradient and the activation's
     derivative) into a separate sum and computes it a second time there; as a row of the
-    matmul, ``g`` is read once, as the kernel gradient reads it (MNIST-1D's CNN under vmap:
-    the bias sums were about 15% of the step)."""
+    matmul, ``g`` is read once, as the kernel gradient reads it (MNIST-1D's CNN under vmap;
+    benchmarks/NOTES.md, part K)."""
     pm = patch_matrix(x, k_sizes, strides, pads, dilations)
     pm = jnp.concatenate([pm, jnp.ones((*pm.shape[:-1], 1), pm.dtype)], axis=-1)
     dwb = lax.dot_general(pm, g, (((0, 1, 2), (0, 1, 2)), ((), ())), precision=precision)

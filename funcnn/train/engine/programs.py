@@ -190,13 +190,14 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
 
     jax shuffles by stably sorting the indices by fresh random 32-bit keys, in
     ``ceil(3 ln n / ln(2^32 - 1))`` rounds; XLA's CPU sort of a (key, index) pair is several
-    times slower than its sort of one uint32 array (1.7 vs 0.26 ms for 3 x 4,000 on a 2-core
-    CPU). Each round's stable sort is done here as two one-array sorts, least significant half
-    first (a radix sort on 16-bit halves: each pass sorts ``half << 16 | position``, which is
-    that half with ties in the previous order), so the order, ties included, is jax's. Above
-    65,536 indices, positions do not fit in 16 bits: jax's own permutation runs.
+    times slower than its sort of one uint32 array (benchmarks/NOTES.md, part K). On CPU each
+    round's stable sort is done here as two one-array sorts, least significant half first (a
+    radix sort on 16-bit halves: each pass sorts ``half << 16 | position``, which is that half
+    with ties in the previous order), so the order, ties included, is jax's. Above 65,536
+    indices positions do not fit in 16 bits, and other backends were not measured: there
+    jax's own permutation runs.
     """
-    if n > 1 << 16:
+    if n > 1 << 16 or jax.default_backend() != "cpu":
         return jax.random.permutation(key, n).astype(jnp.int32)
     rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
     x = jnp.arange(n, dtype=jnp.int32)
