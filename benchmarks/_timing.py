@@ -1,7 +1,8 @@
 """Interleaved timing of jitted callables: medians and IQRs measured in one process.
 
 The CPU is shared and noisy, so candidates that are compared are timed *interleaved*: each
-round runs every candidate once (in rotating order), and statistics are over rounds. Ratios
+round runs every candidate once (in a shuffled order, each sample after one untimed call:
+:func:`funcnn.study.timing.time_interleaved`), and statistics are over rounds. Ratios
 are taken per round (same moment, same machine load) and then summarized by their median.
 """
 
