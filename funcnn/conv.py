@@ -233,29 +233,26 @@ def _kernel_grad_space_to_depth(x, g, k_sizes, strides, pads, dilations, precisi
     return dw
 
 
-def _kernel_grad_patches(x, g, k_sizes, strides, pads, dilations, precision):
+def _kernel_grad_patches(x, g, k_sizes, strides, pads, dilations, precision, *, bias=False):
     """dL/dw as one matmul: the patch matrix (:func:`funcnn._ops.conv_algorithms.patch_matrix`)
     transposed times the error map, batch and output positions contracted:
 
         dw[(p, q, c), o] = sum_{n, i, j} patches[n, i, j, (p, q, c)] g[n, i, j, o]
+
+    With ``bias=True``, ``(dw, db)``: a column of ones appended to the patch matrix makes the
+    bias gradient ``db[o] = sum_{n, i, j} g[n, i, j, o]`` the product's last row. XLA fuses the
+    producer of ``g`` (the layer above's input gradient and the activation's derivative) into
+    a separate sum and computes it a second time there; as a row of the matmul, ``g`` is read
+    once, as the kernel gradient reads it (MNIST-1D's CNN under vmap; benchmarks/NOTES.md,
+    part K).
     """
     pm = patch_matrix(x, k_sizes, strides, pads, dilations)
+    if bias:
+        pm = jnp.concatenate([pm, jnp.ones((*pm.shape[:-1], 1), pm.dtype)], axis=-1)
     dw = lax.dot_general(pm, g, (((0, 1, 2), (0, 1, 2)), ((), ())), precision=precision)
+    if bias:
+        return dw[:-1].reshape(*k_sizes, x.shape[-1], g.shape[-1]), dw[-1]
     return dw.reshape(*k_sizes, x.shape[-1], g.shape[-1])
-
-
-def _kernel_and_bias_grad_patches(x, g, k_sizes, strides, pads, dilations, precision):
-    """``(dw, db)`` as one matmul: the patch matrix with a column of ones appended, so the
-    bias gradient ``db[o] = sum_{n, i, j} g[n, i, j, o]`` is the product's last row.
-
-    XLA fuses the producer of ``g`` (the layer above's input gradient and the activation's
-    derivative) into a separate sum and computes it a second time there; as a row of the
-    matmul, ``g`` is read once, as the kernel gradient reads it (MNIST-1D's CNN under vmap;
-    benchmarks/NOTES.md, part K)."""
-    pm = patch_matrix(x, k_sizes, strides, pads, dilations)
-    pm = jnp.concatenate([pm, jnp.ones((*pm.shape[:-1], 1), pm.dtype)], axis=-1)
-    dwb = lax.dot_general(pm, g, (((0, 1, 2), (0, 1, 2)), ((), ())), precision=precision)
-    return dwb[:-1].reshape(*k_sizes, x.shape[-1], g.shape[-1]), dwb[-1]
 
 
 #: dL/dx per algorithm name (:data:`funcnn._ops.conv_algorithms.CONV_ALGORITHMS`).
@@ -279,7 +276,7 @@ def _conv2d_bwd(strides, pads, dilations, precision, plan, res, g):
     dx = INPUT_GRAD[plan.input_grad](g, w, x.shape[1:3], strides, pads, dilations, precision)
     if b is not None and plan.kernel_grad == "patches" and jax.default_backend() == "cpu":
         # (CPU only: elsewhere the matmul's default precision could round the bias sum)
-        dw, db = _kernel_and_bias_grad_patches(x, g, w.shape[:2], strides, pads, dilations, precision)
+        dw, db = _kernel_grad_patches(x, g, w.shape[:2], strides, pads, dilations, precision, bias=True)
         return dx.astype(x.dtype), dw.astype(w.dtype), db.astype(b.dtype)
     dw = KERNEL_GRAD[plan.kernel_grad](x, g, w.shape[:2], strides, pads, dilations, precision)
     # The bias error map is also the kernel gradient's input; see sum_leading on min_channels.

@@ -243,7 +243,7 @@ class Engine:
         }
 
     def load_checkpoint_tree(self, tree: dict[str, Any]) -> None:
-        carry = without_batch_order(tree["carry"])
+        carry = tree["carry"]  # restored into checkpoint_tree()'s structure: no batch order
         if self.mesh is None:
             carry = jax.tree.map(to_device, carry)
         carry = self._with_order(carry, self.x.shape[0])
