@@ -269,14 +269,60 @@ KERNEL_GRAD = {
 }
 
 
+def _always_read_tap(in_sizes, k_sizes, strides, pads, dilations, out_sizes) -> tuple[int, int] | None:
+    """A kernel tap ``(p, q)`` that reads a real (non-padding) input pixel at every output
+    position, or None. Per spatial dim, tap ``t`` reads input index ``i*s + t*d - lo`` at
+    output ``i``; it is real for every ``i < out`` iff ``t*d >= lo`` and
+    ``(out-1)*s + t*d - lo <= n-1`` (VALID and SAME convolutions always have one)."""
+    taps = []
+    for n, k, s, d, (lo, _), out in zip(in_sizes, k_sizes, strides, dilations, pads, out_sizes):
+        t = next((t for t in range(k) if t * d >= lo and (out - 1) * s + t * d - lo <= n - 1), None)
+        if t is None:
+            return None
+        taps.append(t)
+    return tuple(taps)
+
+
+#: Per backend: the kernel-gradient algorithms that also give the bias gradient (see
+#: :func:`_kernel_and_bias_grad`). CPU only: elsewhere a matmul's or convolution's default
+#: precision could round the bias sum.
+BIAS_ROW: dict[str, tuple[str, ...]] = {"cpu": ("patches", "space_to_depth")}
+
+
+def _kernel_and_bias_grad(name, x, g, k_sizes, strides, pads, dilations, precision):
+    """``(dw, db)`` from one kernel-gradient sum of algorithm ``name``, or None where
+    :data:`BIAS_ROW` does not list it (or no tap reads real pixels everywhere).
+
+    The bias gradient ``db[o] = sum_{n, i, j} g[n, i, j, o]`` is the kernel gradient of an
+    extra input channel of ones, at a tap that reads a real pixel at every output position
+    (:func:`_always_read_tap`; zero padding would drop terms elsewhere): the error map is then
+    read once, by the kernel gradient. XLA fuses the producer of ``g`` (the layer above's
+    input gradient and the activation's derivative) into every sum that reads it and
+    computes it again in each; a separate bias sum was one more such recomputation
+    (benchmarks/NOTES.md, parts K and L). ``"patches"`` appends a single column of ones to
+    the patch matrix instead (:func:`_kernel_grad_patches`).
+    """
+    if name not in BIAS_ROW.get(jax.default_backend(), ()):
+        return None
+    if name == "patches":
+        return _kernel_grad_patches(x, g, k_sizes, strides, pads, dilations, precision, bias=True)
+    tap = _always_read_tap(x.shape[1:3], k_sizes, strides, pads, dilations, g.shape[1:3])
+    if tap is None:
+        return None
+    xe = jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
+    dwe = KERNEL_GRAD[name](xe, g, k_sizes, strides, pads, dilations, precision)
+    return dwe[:, :, :-1], dwe[tap[0], tap[1], -1]
+
+
 # Backprop through y = x (*) w + b with error map g = dL/dy:
 #   dL/dx = full_conv(dilate_s(g), flip(w)^T),  dL/dw = x_pad (*) dilate_s(g),  dL/db = sum_{n,i,j} g
 def _conv2d_bwd(strides, pads, dilations, precision, plan, res, g):
     x, w, b = res
     dx = INPUT_GRAD[plan.input_grad](g, w, x.shape[1:3], strides, pads, dilations, precision)
-    if b is not None and plan.kernel_grad == "patches" and jax.default_backend() == "cpu":
-        # (CPU only: elsewhere the matmul's default precision could round the bias sum)
-        dw, db = _kernel_grad_patches(x, g, w.shape[:2], strides, pads, dilations, precision, bias=True)
+    both = None if b is None else _kernel_and_bias_grad(
+        plan.kernel_grad, x, g, w.shape[:2], strides, pads, dilations, precision)
+    if both is not None:
+        dw, db = both
         return dx.astype(x.dtype), dw.astype(w.dtype), db.astype(b.dtype)
     dw = KERNEL_GRAD[plan.kernel_grad](x, g, w.shape[:2], strides, pads, dilations, precision)
     # The bias error map is also the kernel gradient's input; see sum_leading on min_channels.

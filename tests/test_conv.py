@@ -516,3 +516,39 @@ def test_xla_defaults_applied_in_fresh_process():
     assert out.stdout.split() == [
         "applied", "'--xla_cpu_enable_fast_math=false", "--xla_cpu_experimental_ynn_fusion_type='", "user-set"
     ]
+
+
+@pytest.mark.parametrize("n,k,s,d,pads", [(7, 3, 1, 1, (0, 0)), (7, 3, 1, 1, (1, 1)), (8, 5, 1, 1, (2, 2)),
+                                          (7, 3, 2, 1, (1, 1)), (9, 3, 1, 2, (2, 2)), (7, 3, 1, 1, (4, 4)),
+                                          (6, 2, 3, 1, (2, 0)), (5, 3, 1, 1, (0, 3))])
+def test_always_read_tap_brute_force(n, k, s, d, pads):
+    """The bias row's tap reads a real input pixel at every output position (checked against
+    the index arithmetic of every tap); None exactly when no tap does."""
+    from funcnn.conv import _always_read_tap
+
+    lo, hi = pads
+    out = (n + lo + hi - (d * (k - 1) + 1)) // s + 1
+    real = [t for t in range(k) if all(0 <= i * s + t * d - lo < n for i in range(out))]
+    got = _always_read_tap((n, n), (k, k), (s, s), (pads, pads), (d, d), (out, out))
+    assert got == ((real[0], real[0]) if real else None)
+
+
+@pytest.mark.parametrize("algorithm,padding", [("space_to_depth", "VALID"), ("space_to_depth", "SAME"),
+                                               ("patches", ((1, 2), (0, 1)))])
+def test_bias_gradient_from_the_kernel_gradient(monkeypatch, algorithm, padding):
+    """Where BIAS_ROW lists the kernel gradient's algorithm (CPU), the bias gradient is its
+    ones-channel row: no separate sum runs (sum_leading would raise), and it equals the twin's."""
+    import funcnn.conv as conv_mod
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("BIAS_ROW lists CPU only")
+
+    def no_sum(*a, **k):
+        raise AssertionError("a separate bias sum ran")
+
+    monkeypatch.setattr(conv_mod, "sum_leading", no_sum)
+    x, w, b = _arrays(2, (7, 6), (3, 3))
+    _assert_matches_twin(2, x, w, b, padding=padding, algorithm=algorithm)
+    monkeypatch.setitem(conv_mod.BIAS_ROW, "cpu", ())
+    with pytest.raises(AssertionError, match="a separate bias sum ran"):
+        _assert_matches_twin(2, x, w, b, padding=padding, algorithm=algorithm)
