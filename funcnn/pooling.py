@@ -114,7 +114,20 @@ def _unblocks(b: jax.Array) -> jax.Array:
 # ------------------------------------------------------------------------ max pooling
 @partial(hand_rule, nondiff_argnums=(0, 1))
 def _max_pool(geo: PoolGeometry, algorithm: str, x: jax.Array) -> jax.Array:
-    """Max pooling on a validated ``x``; ``algorithm`` (resolved) picks the backward's layout."""
+    """Max pooling on a validated ``x``; ``algorithm`` (resolved) picks the backward's layout.
+
+    Unpadded tiling windows over few channels (:func:`_few_channel_tiles`) take the maxima
+    from ``lax.reduce_window``, elsewhere the tap loop :func:`max_pool_taps` (the same
+    values: a max is exact, NaN propagates in both). XLA fuses no producer into a
+    reduce-window, so the layer below's output (bias, activation, a convolution's 2x2 block
+    unfold) is computed once and stored, where with the tap loop every consumer of the
+    pooled map (the next convolution's forward and kernel gradient, the first-max index)
+    computed it again: the LeNet-5 ReLU+max train step 12% faster on CPU. Over wider channel
+    axes reduce-window is the slower loop (2-3x at 32 channels; benchmarks/NOTES.md, part L).
+    """
+    if _few_channel_tiles(geo, x):
+        dims, strides = (1, *geo.window, 1), (1, *geo.strides, 1)
+        return lax.reduce_window(x, _neg_inf(x.dtype), lax.max, dims, strides, "VALID")
     return max_pool_taps(geo, x)
 
 
@@ -168,11 +181,18 @@ def _first_max_index(geo: PoolGeometry, x: jax.Array, y: jax.Array) -> jax.Array
 
 
 #: Per backend: tiling, unpadded max-pool windows over at most this many channels find
-#: their first maximum with ``jnp.argmax`` (see :func:`_first_max_blocks`); wider ones, and
-#: backends not listed, with the unrolled scan. CPU, measured (benchmarks/NOTES.md, part K):
-#: fwd+bwd of 2x2 pools 2.6x faster at 6 channels, 1.1x at 16, 1.2x slower at 32; the
-#: LeNet-5 ReLU + max-pool train step 9% faster.
+#: their first maximum with ``jnp.argmax`` (see :func:`_first_max_blocks`) and their maxima
+#: with ``lax.reduce_window`` (see :func:`_max_pool`); wider ones, and backends not listed,
+#: with the unrolled scan and the tap loop. CPU, measured (benchmarks/NOTES.md, parts K and
+#: L): the argmax made fwd+bwd of 2x2 pools 2.6x faster at 6 channels, 1.1x at 16, 1.2x
+#: slower at 32 (the LeNet-5 ReLU + max-pool train step 9% faster); reduce-window 1.4-1.7x
+#: faster at 6-16 channels, 1.3-1.9x slower at 32.
 ARGMAX_MAX_CHANNELS: dict[str, int] = {"cpu": 16}
+
+
+def _few_channel_tiles(geo: PoolGeometry, x: jax.Array) -> bool:
+    """Unpadded tiling windows over at most :data:`ARGMAX_MAX_CHANNELS` channels."""
+    return geo.tiles and not geo.padded and x.shape[-1] <= ARGMAX_MAX_CHANNELS.get(jax.default_backend(), 0)
 
 
 def _first_max_blocks(geo: PoolGeometry, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -187,7 +207,7 @@ def _first_max_blocks(geo: PoolGeometry, x: jax.Array, y: jax.Array) -> jax.Arra
     where the channel axis is too short to fill a vector.
     """
     kh, kw = geo.window
-    if not geo.padded and x.shape[-1] <= ARGMAX_MAX_CHANNELS.get(jax.default_backend(), 0):
+    if _few_channel_tiles(geo, x):
         # jnp.argmax over the stacked taps is the same scan (the first maximum, the first
         # NaN), and a reduction XLA does not fuse into its consumers: the index is stored
         # once, and the backward compares it with each block element's tap, instead of

@@ -54,7 +54,9 @@ def _avg_pool(geo: PoolGeometry, count_include_pad: bool, x: jax.Array) -> jax.A
 
 def _forward(fn: str, geo: PoolGeometry, algorithm: object, plain, shared):
     """The twin's own forward (``algorithm="plain"``) or, for a hand algorithm's name, the
-    hand op's tap-loop forward (shared, so hand vs autodiff compares backward rules only)."""
+    hand op's tap-loop forward (shared, so hand vs autodiff compares backward rules only; on
+    CPU the hand max pool takes few-channel tiling windows' maxima, the same values, from a
+    reduce-window instead: :func:`funcnn.pooling._max_pool`)."""
     if isinstance(algorithm, str) and algorithm == "plain":
         return plain
     try:
