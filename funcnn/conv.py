@@ -27,8 +27,9 @@ the table and the forwards, this module the backward sums :data:`INPUT_GRAD` and
 (stride-1 convolutions on 2x2 pixel blocks, 4x the channels). ``algorithm="auto"`` (the
 default) picks per sum by shape with per-backend thresholds (:data:`AUTO_THRESHOLDS`: the
 CPU ones measured on CPUs, other backends run ``"textbook"``); ``algorithm="textbook"`` etc.
-forces one, and :func:`conv_algorithm` says which ones a call runs. Bias gradients fold rows
-(``funcnn._ops.reduce``). ``python -m funcnn.gradcheck`` checks every algorithm against the
+forces one, and :func:`conv_algorithm` says which ones a call runs. On CPU the bias gradient
+is one more row of the kernel gradient where :data:`BIAS_ROW` lists its algorithm, elsewhere
+a sum that folds rows (``funcnn._ops.reduce``). ``python -m funcnn.gradcheck`` checks every algorithm against the
 autodiff twin and finite differences; BENCHMARKS.md has the timings.
 """
 
@@ -63,7 +64,7 @@ from funcnn._ops.reduce import sum_leading
 
 # The ops (same names as the twins in funcnn.reference.conv). The algorithm table and
 # choice (CONV_ALGORITHMS, AUTO_THRESHOLDS, ConvPlan, conv_algorithm, conv_plan, INPUT_GRAD,
-# KERNEL_GRAD) are public attributes of this module too.
+# KERNEL_GRAD, BIAS_ROW) are public attributes of this module too.
 __all__ = ["conv1d", "conv2d", "conv_output_size", "conv_macs"]
 
 

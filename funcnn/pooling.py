@@ -122,7 +122,7 @@ def _max_pool(geo: PoolGeometry, algorithm: str, x: jax.Array) -> jax.Array:
     reduce-window, so the layer below's output (bias, activation, a convolution's 2x2 block
     unfold) is computed once and stored, where with the tap loop every consumer of the
     pooled map (the next convolution's forward and kernel gradient, the first-max index)
-    computed it again: the LeNet-5 ReLU+max train step 12% faster on CPU. Over wider channel
+    computed it again: the LeNet-5 ReLU+max train step about 10% faster on CPU. Over wider channel
     axes reduce-window is the slower loop (2-3x at 32 channels; benchmarks/NOTES.md, part L).
     """
     if _few_channel_tiles(geo, x):
