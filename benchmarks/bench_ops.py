@@ -159,10 +159,15 @@ def forward_names(case: OpCase, args, hand_kw: dict[str, Any], twin_kw: dict[str
         geo = pool_geometry("bench", args[0], case.kwargs["window"], case.kwargs.get("stride"),
                             case.kwargs.get("padding", "VALID"), nd)
 
+        from funcnn.pooling import _few_channel_tiles
+
+        # the hand max pool's own forward: reduce-window over few-channel tiling windows
+        fwd = "reduce-window" if case.op.startswith("max_pool") and _few_channel_tiles(geo, args[0]) else "taps"
+
         def name(alg, twin=False):
             if alg == "plain":
                 return "plain forward (stacked max / reduce_window)"
-            return "taps forward" if twin else f"taps forward, {pool_algorithm(geo, alg)} backward"
+            return "taps forward" if twin else f"{fwd} forward, {pool_algorithm(geo, alg)} backward"
     else:
         return ""
     return f"hand: {name(hand_kw.get('algorithm', 'auto'))}; twin: {name(twin_kw.get('algorithm', 'plain'), True)}"
