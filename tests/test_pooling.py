@@ -401,3 +401,20 @@ def test_algorithm_errors():
         hand.avg_pool1d(x[:, 0], 2, algorithm="plain")
     with pytest.raises(ValueError, match=r"max_pool2d: algorithm must be one of .*or 'plain'"):
         twin.max_pool2d(x, 2, algorithm="fft")
+
+
+@pytest.mark.parametrize("max_channels", [0, 64])  # 0: the tap loop; 64: lax.reduce_window
+def test_tiling_maxima_by_tap_loop_and_by_reduce_window(monkeypatch, max_channels):
+    """Both forwards of unpadded tiling windows (funcnn.pooling.ARGMAX_MAX_CHANNELS picks one)
+    give the twin's maxima exactly, with NaNs and -inf windows, in 2-D and 1-D."""
+    import funcnn.pooling
+
+    monkeypatch.setattr(funcnn.pooling, "ARGMAX_MAX_CHANNELS", {jax.default_backend(): max_channels})
+    x = np.random.default_rng(8).normal(size=(2, 6, 8, 3))
+    x[0, 2, 3, 0] = np.nan
+    x[1, :2, :2, 1] = -np.inf
+    for window in (2, (3, 2)):
+        xv = jnp.asarray(x[:, :6, :8])
+        np.testing.assert_array_equal(np.asarray(hand.max_pool2d(xv, window)), np.asarray(twin.max_pool2d(xv, window)))
+    x1 = jnp.asarray(x[:, 0])
+    np.testing.assert_array_equal(np.asarray(hand.max_pool1d(x1, 2)), np.asarray(twin.max_pool1d(x1, 2)))
